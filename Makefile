@@ -1,0 +1,53 @@
+# Ferry: the two commands that matter are `make demo` and `make test`.
+GO        ?= go
+PKGS      ?= ./...
+# Test modules kept apart from the main module (their dependencies are large).
+TEST_MODULES := $(wildcard conformance/go.mod)
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: all build demo test test-deps vet fmt-check bench proto clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ferry ./cmd/ferry
+
+## demo: ZooKeeper seeded with sample Dubbo providers, an in-process registry, a sync worker.
+demo: test-deps
+	$(GO) run ./cmd/ferry demo
+
+## test-deps: ZooKeeper and MariaDB from Debian's packages, installed when missing.
+test-deps:
+	@missing=""; \
+	[ -f /usr/share/java/zookeeper.jar ] || missing="$$missing zookeeper"; \
+	{ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || missing="$$missing mariadb-server"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing default-jre-headless; \
+	fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: test-deps fmt-check vet
+	$(GO) test $(GOTEST_FLAGS) $(PKGS)
+	@for m in $(TEST_MODULES); do d=$$(dirname $$m); echo "== $$d"; \
+		(cd $$d && $(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) ./...) || exit 1; done
+
+## bench: the go benchmarks and `ferry bench`; figures go to BENCHMARKS.md by hand.
+bench: test-deps
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./cmd/ferry bench all
+
+## proto: regenerate the wire package's protobuf code (needs protoc and protoc-gen-go).
+proto:
+	protoc --go_out=. --go_opt=module=github.com/ferrysync/ferry wire/nacos.proto
+
+clean:
+	rm -rf bin data

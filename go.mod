@@ -1,0 +1,3 @@
+module github.com/ferrysync/ferry
+
+go 1.25
