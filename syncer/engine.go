@@ -75,9 +75,9 @@ type Engine struct {
 	inflight  map[string]bool
 	services  map[string]*svcState
 	removals  []removalMark
-	massSince time.Time       // start of the current mass-removal hold; zero when none
-	massOpen  time.Time       // removals pass the mass guard until then (confirmed or grace over)
-	massSvcs  map[string]bool // services whose removals are held
+	massSince time.Time                  // start of the current mass-removal hold; zero when none
+	massOpen  time.Time                  // removals pass the mass guard until then (confirmed or grace over)
+	massSvcs  map[string]bool            // services whose removals are held
 	evictions map[string]map[string]bool // service → provider nodes the sweeper found gone in ZooKeeper
 	desired   int
 	regCount  int
