@@ -835,13 +835,26 @@ func (e *Engine) adopt(list []Instance, cached map[string]Registered) (map[strin
 		}
 		r, ok := cached[a]
 		if !ok {
-			ts, _ := strconv.ParseInt(inst.Metadata["timestamp"], 10, 64)
-			r = Registered{Timestamp: ts}
+			r = Registered{Timestamp: metaTimestamp(inst.Metadata["timestamp"])}
 		}
 		r.Instance = inst
 		ours[a] = r
 	}
 	return ours, foreign
+}
+
+// metaTimestamp reads a provider timestamp from instance metadata in
+// milliseconds, as the ZooKeeper watcher normalises it: dubbo-go writes
+// seconds, Java milliseconds; values below 1e11 are seconds. 0 if unparsable.
+func metaTimestamp(s string) int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0
+	}
+	if v < 1e11 {
+		v *= 1000
+	}
+	return v
 }
 
 // apply sends one plan to the registry: removals first, then the full set.

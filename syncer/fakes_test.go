@@ -153,7 +153,8 @@ func prov(iface, host string, port int, ts int64, kv ...string) Provider {
 		params[kv[i]] = kv[i+1]
 	}
 	node := fmt.Sprintf("/dubbo/%s/providers/dubbo://%s:%d/%s?timestamp=%d", iface, host, port, iface, ts)
-	return Provider{Node: node, Timestamp: ts, URL: URL{Protocol: "dubbo", Host: host, Port: port, Path: iface, Params: params}}
+	// Timestamp in ms as zkwatch normalises it (small test values count as seconds).
+	return Provider{Node: node, Timestamp: metaTimestamp(fmt.Sprint(ts)), URL: URL{Protocol: "dubbo", Host: host, Port: port, Path: iface, Params: params}}
 }
 
 var errInjected = errors.New("injected registry failure")

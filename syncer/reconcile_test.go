@@ -219,3 +219,11 @@ func TestMassGuard(t *testing.T) {
 		}
 	}
 }
+
+func TestMetaTimestamp(t *testing.T) {
+	for in, want := range map[string]int64{"1608630211892": 1608630211892, "1795353227": 1795353227000, "": 0, "x": 0, "-5": 0} {
+		if got := metaTimestamp(in); got != want {
+			t.Errorf("metaTimestamp(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
