@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,9 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	stopOnce sync.Once
+	// received counts change notifications taken from the source and queued
+	// (tests wait on it).
+	received atomic.Uint64
 
 	// mu guards every field below. Per-service maps (svcState.nodes,
 	// nameState.registered, nameState.holds) are replaced, never mutated,
@@ -76,6 +80,7 @@ type Engine struct {
 	services  map[string]*svcState
 	removals  []removalMark
 	massSince time.Time                  // start of the current mass-removal hold; zero when none
+	massGen   uint64                     // counts holds, so a stale grace timer cannot release a later one
 	massOpen  time.Time                  // removals pass the mass guard until then (confirmed or grace over)
 	massSvcs  map[string]bool            // services whose removals are held
 	evictions map[string]map[string]bool // service → provider nodes the sweeper found gone in ZooKeeper
@@ -237,7 +242,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 
 // Confirm lets removals held by the mass-removal guard go ahead (an
 // operator confirmed them); removals pass the guard for one MassWindow.
-func (e *Engine) Confirm() { e.releaseMass("confirmed") }
+func (e *Engine) Confirm() { e.releaseMass("confirmed", 0) }
 
 // Status is a point-in-time summary for the console and tests.
 type Status struct {
@@ -290,6 +295,7 @@ func (e *Engine) loop() {
 				continue
 			}
 			e.enqueue(s, false, true)
+			e.received.Add(1)
 		case <-ownC:
 			e.refreshOwnership()
 		case <-appC:
@@ -530,8 +536,10 @@ func (e *Engine) process(s string, w pendingWork) {
 
 	// Desired state from the snapshot: newest node per (name, address),
 	// then the filters on that newest node.
-	snap, exists := e.deps.Source.Snapshot(s)
+	// Removals need a trustworthy view on both sides of the read.
 	synced := e.deps.Source.Synced()
+	snap, exists := e.deps.Source.Snapshot(s)
+	synced = synced && e.deps.Source.Synced()
 	nodes := map[string]nodeRec{}
 	present := map[string]bool{}
 	newest := map[string]map[string]Provider{}
@@ -666,10 +674,16 @@ func (e *Engine) process(s string, w pendingWork) {
 			e.massSvcs[s] = true
 			if e.massSince.IsZero() {
 				e.massSince = now
+				e.massGen++
 				e.wg.Add(1)
-				go e.massGrace()
+				go e.massGrace(e.massGen)
 			}
 		}
+		e.mu.Unlock()
+	}
+	if !held {
+		e.mu.Lock()
+		delete(e.massSvcs, s)
 		e.mu.Unlock()
 	}
 	if held {
@@ -779,8 +793,8 @@ func (e *Engine) process(s string, w pendingWork) {
 		e.skipped[r] -= n
 	}
 	st.desired, st.regCount, st.skipped = 0, 0, skipped
-	for _, nw := range works {
-		st.desired += nw.desired
+	for _, byAddr := range desired {
+		st.desired += len(byAddr)
 	}
 	for _, ns := range st.names {
 		st.regCount += len(ns.registered)
@@ -796,6 +810,19 @@ func (e *Engine) process(s string, w pendingWork) {
 		e.dropLocked(s, st)
 	}
 	e.mu.Unlock()
+	// Come back when the earliest stale hold ends, so ZooKeeper's level
+	// truth is applied then, not at the next full reconcile.
+	var holdEnd time.Time
+	for _, nw := range works {
+		for _, until := range nw.plan.Holds {
+			if holdEnd.IsZero() || until.Before(holdEnd) {
+				holdEnd = until
+			}
+		}
+	}
+	if !holdEnd.IsZero() && !failed {
+		e.after(holdEnd.Sub(now), s)
+	}
 
 	// Report.
 	mode := "partial"
@@ -938,7 +965,11 @@ func (e *Engine) applyFailed(s string, ref ServiceRef, op string, err error) {
 
 // retry re-queues a service after exponential backoff with jitter.
 func (e *Engine) retry(s string, attempts int) {
-	d := e.backoff(attempts)
+	e.after(e.backoff(attempts), s)
+}
+
+// after queues s again once d has passed (unless the engine stops).
+func (e *Engine) after(d time.Duration, s string) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -971,18 +1002,25 @@ func (e *Engine) pruneRemovalsLocked(now time.Time) {
 	e.removals = e.removals[cut:]
 }
 
-// massGrace releases held removals once the grace period has passed.
-func (e *Engine) massGrace() {
+// massGrace releases the hold of generation gen once the grace period has
+// passed (unless it was released already).
+func (e *Engine) massGrace(gen uint64) {
 	defer e.wg.Done()
 	select {
 	case <-e.ctx.Done():
 	case <-e.clock.After(e.cfg.MassGrace):
-		e.releaseMass("grace period passed")
+		e.releaseMass("grace period passed", gen)
 	}
 }
 
-func (e *Engine) releaseMass(why string) {
+// releaseMass lets held removals go; gen 0 releases whatever is held, another
+// gen only that hold.
+func (e *Engine) releaseMass(why string, gen uint64) {
 	e.mu.Lock()
+	if gen != 0 && (gen != e.massGen || e.massSince.IsZero()) {
+		e.mu.Unlock()
+		return
+	}
 	now := e.clock.Now()
 	e.massOpen = now.Add(e.cfg.MassWindow)
 	e.massSince = time.Time{}

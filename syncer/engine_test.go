@@ -68,10 +68,14 @@ func (h *harness) start() {
 	}
 }
 
-// idle waits until nothing is pending or in flight.
+// idle waits until every change notification sent has been queued and
+// nothing is pending or in flight.
 func (h *harness) idle() {
 	h.t.Helper()
 	eventually(h.t, "engine idle", func() bool {
+		if h.e.received.Load() != h.src.sent.Load() {
+			return false
+		}
 		h.e.mu.Lock()
 		defer h.e.mu.Unlock()
 		return len(h.e.pending) == 0 && len(h.e.inflight) == 0
@@ -408,7 +412,7 @@ func TestEngineCoalesces(t *testing.T) {
 	h := newHarness(t, nil)
 	h.src.set("org.Foo", prov("org.Foo", "10.0.0.1", 1, 1))
 	for range 1000 {
-		h.src.changes <- "org.Foo"
+		h.src.notify("org.Foo")
 	}
 	h.start()
 	eventually(t, "registered", func() bool { return h.has(fooName, "10.0.0.1:1") })
@@ -457,5 +461,32 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := New(cfg, Deps{}); !errors.Is(err, ErrDeps) {
 		t.Fatalf("New without deps = %v", err)
+	}
+}
+
+// Takeover race: the previous owner registered a newer provider than the one
+// this worker's ZooKeeper view shows; the downgrade is held, then ZooKeeper
+// wins when the hold ends (the engine comes back by itself).
+func TestEngineStaleDowngradeHeldThenApplied(t *testing.T) {
+	h := newHarness(t, nil)
+	newer := BuildInstance(prov("org.Foo", "10.0.0.1", 1, 2000), Marker{Cluster: "zk1", Worker: "w0"})
+	h.reg.put(fooName, newer)
+	h.src.set("org.Foo", prov("org.Foo", "10.0.0.1", 1, 1000))
+	h.start()
+	eventually(t, "held", func() bool { return h.events.count(EventStaleHeld) == 1 })
+	h.idle()
+	if in, _ := h.reg.get(fooName, "10.0.0.1:1"); in.Metadata["timestamp"] != "2000" {
+		t.Fatalf("downgraded during the hold: %v", in.Metadata["timestamp"])
+	}
+	if h.reg.beatCount() != 1 {
+		t.Fatal("held instance not beaten")
+	}
+	h.clock.Advance(h.e.cfg.StaleHold)
+	eventually(t, "applied after the hold", func() bool {
+		in, _ := h.reg.get(fooName, "10.0.0.1:1")
+		return in.Metadata["timestamp"] == "1000"
+	})
+	if h.events.count(EventStaleHeld) != 1 {
+		t.Fatalf("held events = %d", h.events.count(EventStaleHeld))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -72,6 +73,7 @@ type fakeSource struct {
 	exists  map[string]bool // ProviderExists answers; missing → false
 	existsE error
 	changes chan string
+	sent    atomic.Uint64
 }
 
 func newFakeSource() *fakeSource {
@@ -137,6 +139,11 @@ func (f *fakeSource) set(service string, provs ...Provider) {
 	}
 	f.snaps[service] = snap
 	f.mu.Unlock()
+	f.notify(service)
+}
+
+func (f *fakeSource) notify(service string) {
+	f.sent.Add(1)
 	f.changes <- service
 }
 
@@ -144,7 +151,7 @@ func (f *fakeSource) remove(service string) {
 	f.mu.Lock()
 	delete(f.snaps, service)
 	f.mu.Unlock()
-	f.changes <- service
+	f.notify(service)
 }
 
 func prov(iface, host string, port int, ts int64, kv ...string) Provider {
