@@ -820,7 +820,7 @@ func (e *Engine) process(s string, w pendingWork) {
 			}
 		}
 	}
-	if !holdEnd.IsZero() && !failed {
+	if holdEnd.After(now) && !failed {
 		e.after(holdEnd.Sub(now), s)
 	}
 

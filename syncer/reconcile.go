@@ -214,7 +214,7 @@ func Reconcile(in ReconcileInput) Plan {
 			case !in.AllowRemovals:
 				p.Keep[a] = r
 				p.Deferred = append(p.Deferred, a)
-				if until, ok := in.Holds[a]; ok {
+				if until, ok := in.Holds[a]; ok && in.Now.Before(until) {
 					p.Holds[a] = until
 				}
 				continue
