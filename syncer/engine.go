@@ -720,7 +720,8 @@ func (e *Engine) process(s string, w pendingWork) {
 
 	// Commit.
 	var release []ServiceRef
-	var evictedNow []Action
+	var evictedNow []Event
+	var conflictEvents []Event
 	e.mu.Lock()
 	if st.lost || lost || e.services[s] != st {
 		for _, nw := range works {
@@ -750,12 +751,18 @@ func (e *Engine) process(s string, w pendingWork) {
 		ns.holds = nw.plan.Holds
 		ns.listed = ns.listed || nw.listed
 		ns.kept = true
-		ns.conflicts = e.conflictsLocked(s, ns, nw.plan.Conflicts)
+		var fresh []string
+		ns.conflicts, fresh = newConflicts(ns.conflicts, nw.plan.Conflicts)
+		for _, a := range fresh {
+			conflictEvents = append(conflictEvents, Event{Kind: EventForeign, Service: ns.ref.Name, Instance: a,
+				Detail: "address held by an instance without the ferry.source marker; left alone"})
+		}
 		for _, a := range nw.plan.Actions {
 			if a.Kind == ActDeregister {
 				removed++
 				if n := nw.ns.registered[a.Addr].Node; n != "" && evicted[n] {
-					evictedNow = append(evictedNow, a)
+					evictedNow = append(evictedNow, Event{Kind: EventEvicted, Service: nw.name, Instance: a.Addr,
+						Detail: fmt.Sprintf("node %s: port probe failed and the node is gone from ZooKeeper", n)})
 				}
 			}
 		}
@@ -836,10 +843,12 @@ func (e *Engine) process(s string, w pendingWork) {
 	for _, nw := range works {
 		e.report(nw)
 	}
-	for _, a := range evictedNow {
+	for _, ev := range conflictEvents {
+		e.record(ev)
+	}
+	for _, ev := range evictedNow {
 		e.m.evictions.Inc()
-		e.record(Event{Kind: EventEvicted, Service: "", Instance: a.Addr,
-			Detail: fmt.Sprintf("zk service %s: port probe failed and the provider node is gone from ZooKeeper", s)})
+		e.record(ev)
 	}
 	if failed {
 		e.retry(s, attempts)
@@ -917,20 +926,20 @@ func (e *Engine) apply(ctx context.Context, nw *nameWork) error {
 	return nil
 }
 
-// conflictsLocked returns the new conflict set, recording new conflicts.
-func (e *Engine) conflictsLocked(s string, ns *nameState, now []string) map[string]bool {
+// newConflicts returns the current conflict set and the addresses new in it.
+func newConflicts(prev map[string]bool, now []string) (map[string]bool, []string) {
 	if len(now) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make(map[string]bool, len(now))
+	var fresh []string
 	for _, a := range now {
 		out[a] = true
-		if !ns.conflicts[a] {
-			e.record(Event{Kind: EventForeign, Service: ns.ref.Name, Instance: a,
-				Detail: "address held by an instance without the ferry.source marker; left alone"})
+		if !prev[a] {
+			fresh = append(fresh, a)
 		}
 	}
-	return out
+	return out, fresh
 }
 
 // report turns a plan's guard decisions into metrics and events.

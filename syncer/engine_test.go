@@ -490,3 +490,22 @@ func TestEngineStaleDowngradeHeldThenApplied(t *testing.T) {
 		t.Fatalf("held events = %d", h.events.count(EventStaleHeld))
 	}
 }
+
+// One interface exported twice on one port (two versions): the watcher keys
+// providers by host:port and shadows one of them, but each is the newest of
+// its own registry service and both are synced.
+func TestEngineTwoVersionsOnOnePort(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start()
+	v1 := prov("org.Foo", "10.0.0.1", 1, 100, "version", "1")
+	v2 := prov("org.Foo", "10.0.0.1", 1, 200, "version", "2")
+	v2.Node += "&version=2"
+	h.src.set("org.Foo", v1, v2)
+	eventually(t, "both versions", func() bool {
+		return h.has("providers:org.Foo:1:", "10.0.0.1:1") && h.has("providers:org.Foo:2:", "10.0.0.1:1")
+	})
+	h.idle()
+	if got := testutil.ToFloat64(h.e.m.registered); got != 2 {
+		t.Fatalf("registered gauge = %v", got)
+	}
+}
