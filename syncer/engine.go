@@ -598,8 +598,11 @@ func (e *Engine) process(s string, w pendingWork) {
 		gone[rec.name][rec.addr] = append(gone[rec.name][rec.addr], GoneNode{Node: node, Timestamp: rec.ts})
 	}
 
+	// Every registry service the snapshot names, synced or skipped: a
+	// skipped provider's instance may have been registered before (by us or
+	// by a previous owner) and must be removed once.
 	names := map[string]bool{}
-	for n := range desired {
+	for n := range newest {
 		names[n] = true
 	}
 	for n, ns := range views {

@@ -243,6 +243,20 @@ func (r *fakeRegistry) List(_ context.Context, svc ServiceRef) ([]Instance, erro
 	return out, nil
 }
 
+// expireUnbeaten drops the instances nobody beats (the registry's beat
+// timeout).
+func (r *fakeRegistry) expireUnbeaten() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, insts := range r.insts {
+		for a := range insts {
+			if !r.beating[name][a] {
+				delete(insts, a)
+			}
+		}
+	}
+}
+
 func (r *fakeRegistry) get(name, addr string) (Instance, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
