@@ -65,7 +65,7 @@ type Watcher struct {
 	services    map[string]*service // by decoded name
 	byRaw       map[string]*service // by znode name
 	provCount   int
-	svcCount    int // services with hasProviders
+	svcCount    int               // services with hasProviders
 	skipped     map[string]string // path -> reason (logged once each)
 	apps        map[string]*appState
 }
