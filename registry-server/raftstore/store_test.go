@@ -239,7 +239,7 @@ func TestSetEnabledByIP(t *testing.T) {
 	eph := naming.ServiceKey{Namespace: "public", Group: "g", Name: "eph"}
 	targets := []Target{
 		{Key: eph, Addr: naming.Addr{IP: "10.0.0.1", Port: 7000}},
-		{Key: eph, Addr: naming.Addr{IP: "10.0.0.3", Port: 7000}}, // other ip: ignored
+		{Key: eph, Addr: naming.Addr{IP: "10.0.0.3", Port: 7000}},  // other ip: ignored
 		{Key: svcC, Addr: naming.Addr{IP: "10.0.0.1", Port: 7000}}, // other namespace: ignored
 	}
 	mustNil(t, s.SetEnabledByIP("public", "10.0.0.1", 0, false, targets))
