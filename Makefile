@@ -47,6 +47,7 @@ bench: test-deps
 
 ## proto: regenerate the wire package's protobuf code (needs protoc and protoc-gen-go).
 proto:
+	@command -v protoc-gen-go >/dev/null || { echo "protoc-gen-go missing: go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.5 (match google.golang.org/protobuf in go.mod)"; exit 1; }
 	protoc --go_out=. --go_opt=module=github.com/ferrysync/ferry wire/nacos.proto
 
 clean:
