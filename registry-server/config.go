@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/registry-server/grpcapi"
+	"github.com/ferrysync/ferry/registry-server/health"
+	"github.com/ferrysync/ferry/registry-server/httpapi"
 	"github.com/ferrysync/ferry/registry-server/naming"
+	"github.com/ferrysync/ferry/registry-server/raftstore"
 )
 
 // Config is the whole registry server's configuration. Start from
@@ -31,6 +34,13 @@ type Config struct {
 	Naming naming.Config
 	// GRPC tunes the gRPC API (its Addr and MainPort are set from Bind/Port).
 	GRPC grpcapi.Config
+	// Raft tunes the Raft store of persistent data (Open only); its Dir is
+	// DataDir/raft when empty.
+	Raft raftstore.Config
+	// Health tunes the TCP probe of persistent instances (Open only).
+	Health health.Config
+	// HTTP tunes the HTTP open API (Open only).
+	HTTP httpapi.Config
 }
 
 // DefaultConfig is a single node on 127.0.0.1:8848 (gRPC 9848).
@@ -43,6 +53,9 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 10 * time.Second,
 		Naming:          naming.DefaultConfig(),
 		GRPC:            grpcapi.DefaultConfig(),
+		Raft:            raftstore.DefaultConfig(),
+		Health:          health.DefaultConfig(),
+		HTTP:            httpapi.DefaultConfig(),
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ferrysync/ferry/registry-server/grpcapi"
 	"github.com/ferrysync/ferry/registry-server/naming"
+	"github.com/ferrysync/ferry/registry-server/raftstore"
 )
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
@@ -47,6 +48,8 @@ type Server struct {
 	components []Component
 	started    bool
 	stopped    bool
+
+	raft *raftstore.Store // set by Open; nil for a bare New
 
 	httpLis net.Listener
 	stop    chan struct{}

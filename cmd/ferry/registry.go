@@ -19,12 +19,11 @@ func runRegistry(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := registryserver.New(cfg, env.logger, nil)
+	// Open: naming core, gRPC, Raft store, health prober and HTTP open API.
+	s, err := registryserver.Open(cfg, env.logger, nil)
 	if err != nil {
 		return err
 	}
-	// The Raft store, the health prober and the HTTP open API are wired in
-	// here (s.AddComponent, s.SetPersistentStore, s.Mount) when they land.
 	if err := s.Start(); err != nil {
 		return err
 	}
