@@ -37,7 +37,7 @@ func Open(cfg Config, logger *slog.Logger, prom *prometheus.Registry) (*Server, 
 	if rcfg.Dir == "" {
 		rcfg.Dir = filepath.Join(cfg.DataDir, "raft")
 	}
-	store, err := raftstore.Open(rcfg, logger.With("subsystem", "raft"), s.reg, prom)
+	store, err := raftstore.Open(rcfg, logger, s.reg, prom)
 	if err != nil {
 		return nil, fmt.Errorf("registryserver: raft store: %w", err)
 	}
