@@ -676,12 +676,11 @@ func (w *Watcher) applyProvidersLocked(s *service, p string, children []string, 
 		if _, bad := w.skipped[p+"/"+c]; bad {
 			continue
 		}
-		u, err := ParseProviderNode(c)
-		if err != nil {
+		if _, err := ParseProviderNode(c); err != nil {
 			w.skipLocked(p+"/"+c, reasonOf(err), err)
 			continue
 		}
-		next[c] = provEntry{addr: strings.Clone(u.Addr()), ts: u.Timestamp()}
+		next[c] = provEntry{}
 		changed = true
 	}
 	if len(next) != len(s.providers) {
