@@ -280,6 +280,20 @@ func (w *Watcher) Snapshot(name string) (ServiceSnapshot, bool) {
 	return snap, true
 }
 
+// Catalog returns the snapshot of every service that has a providers child,
+// sorted by name. Each snapshot is consistent on its own; the catalog is not
+// one atomic cut across services.
+func (w *Watcher) Catalog() []ServiceSnapshot {
+	names := w.Services()
+	out := make([]ServiceSnapshot, 0, len(names))
+	for _, n := range names {
+		if s, ok := w.Snapshot(n); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Skipped returns the node paths the watcher skipped, with the reason
 // (undecodable, unparsable, acl, ...). At most Config.MaxSkipped are kept.
 func (w *Watcher) Skipped() map[string]string {

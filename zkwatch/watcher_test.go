@@ -498,3 +498,83 @@ func TestStopIdempotent(t *testing.T) {
 		t.Fatalf("ProviderExists after Stop = %v", err)
 	}
 }
+
+// TestNoLostUpdates: concurrent writers add and remove providers on a few
+// services as fast as they can; once they stop, every snapshot equals what
+// ZooKeeper holds (no change lost between a watch firing and its re-arm).
+func TestNoLostUpdates(t *testing.T) {
+	e := newEnv(t)
+	services := []string{"com.foo.S0", "com.foo.S1", "com.foo.S2"}
+	for _, s := range services {
+		addProvider(t, e.c, "dubbo", s, provURL(s, "10.11.0.1", 20880, 1700000000000, ""), true)
+	}
+	w := e.watcher(t, func(c *Config) { c.ListConcurrency = 4 })
+	rec := record(t, w, nil)
+	waitFor(t, "synced", w.Synced)
+	const writers, ops = 4, 150
+	errs := make(chan error, writers)
+	for g := 0; g < writers; g++ {
+		go func(g int) {
+			var mine []string
+			for i := 0; i < ops; i++ {
+				svc := services[(g+i)%len(services)]
+				if i%3 == 2 && len(mine) > 0 {
+					if err := e.c.Delete(mine[0], -1); err != nil {
+						errs <- err
+						return
+					}
+					mine = mine[1:]
+					continue
+				}
+				u := provURL(svc, "10.12."+itoa(g)+"."+itoa(i%250+1), 20880+i, 1700000000000+int64(i), "")
+				p := "/dubbo/" + svc + "/providers/" + url.QueryEscape(u)
+				if _, err := e.c.Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+					errs <- err
+					return
+				}
+				mine = append(mine, p)
+			}
+			errs <- nil
+		}(g)
+	}
+	for g := 0; g < writers; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, svc := range services {
+		kids, _, err := e.c.Children("/dubbo/" + svc + "/providers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{}
+		for _, k := range kids {
+			want["/dubbo/"+svc+"/providers/"+k] = true
+		}
+		waitFor(t, "snapshot of "+svc+" equals ZooKeeper", func() bool {
+			s := w.mustSnapshot(t, svc)
+			got := map[string]bool{}
+			for _, p := range s.Providers {
+				got[p.Node] = true
+			}
+			for _, p := range s.Shadowed {
+				got[p.Node] = true
+			}
+			if len(got) != len(want) {
+				return false
+			}
+			for n := range want {
+				if !got[n] {
+					return false
+				}
+			}
+			return true
+		})
+		if rec.count(svc) < 1 {
+			t.Fatalf("no notification for %s", svc)
+		}
+	}
+	if cat := w.Catalog(); len(cat) != len(services) {
+		t.Fatalf("Catalog has %d services", len(cat))
+	}
+}
