@@ -25,6 +25,8 @@ func benchZKWatch(ctx context.Context, env *cmdEnv, args []string) error {
 	rate := fs.Float64("churn", 50, "provider replacements per second during the latency phase (2 writes each)")
 	churnFor := fs.Duration("churn-for", 10*time.Second, "length of the latency phase")
 	removeAfter := fs.Duration("churn-remove-after", 200*time.Millisecond, "how long an old node outlives its replacement")
+	listConc := fs.Int("list-concurrency", 0, "watcher listings in flight (0: zkwatch default 32; 1 = sequential, for comparison)")
+	skipChurn := fs.Bool("no-churn", false, "skip the latency phase")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,11 +44,15 @@ func benchZKWatch(ctx context.Context, env *cmdEnv, args []string) error {
 		defer srv.Close()
 		addrs = []string{srv.Addr()}
 	}
-	fmt.Fprintf(env.stdout, "zkwatch: %d services × %d instances, churn %.0f replacements/s (%.0f writes/s) for %v\n",
-		*services, *instances, *rate, 2**rate, *churnFor)
+	fmt.Fprintf(env.stdout, "zkwatch: %d services × %d instances", *services, *instances)
+	if !*skipChurn {
+		fmt.Fprintf(env.stdout, ", churn %.0f replacements/s (%.0f writes/s) for %v", *rate, 2**rate, *churnFor)
+	}
+	fmt.Fprintln(env.stdout)
 	res, err := zkwatchbench.Run(ctx, zkwatchbench.Options{
 		Servers: addrs, Root: *root, Services: *services, Instances: *instances,
 		ChurnRate: *rate, ChurnFor: *churnFor, RemoveAfter: *removeAfter,
+		ListConcurrency: *listConc, SkipChurn: *skipChurn,
 	})
 	if err != nil {
 		return err

@@ -31,7 +31,9 @@ type Options struct {
 	RemoveAfter time.Duration // default 200ms
 	ChurnFor    time.Duration // default 10s; 0 with SkipChurn skips the phase
 	SkipChurn   bool
-	Logger      *slog.Logger
+	// ListConcurrency of the watcher (0: zkwatch's default).
+	ListConcurrency int
+	Logger          *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -103,6 +105,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	wcfg := zkwatch.DefaultConfig()
 	wcfg.Servers, wcfg.Root, wcfg.AppRoot = o.Servers, o.Root, ""
+	if o.ListConcurrency > 0 {
+		wcfg.ListConcurrency = o.ListConcurrency
+	}
 	w, err := zkwatch.New(wcfg, o.Logger, nil)
 	if err != nil {
 		return res, err
