@@ -2,7 +2,10 @@ module github.com/ferrysync/ferry
 
 go 1.25
 
-require github.com/go-zookeeper/zk v1.0.4
+require (
+	github.com/go-zookeeper/zk v1.0.4
+	go.uber.org/goleak v1.3.0
+)
 
 require github.com/kylelemons/godebug v1.1.0 // indirect
 
