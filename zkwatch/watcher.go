@@ -573,7 +573,14 @@ func (w *Watcher) listService(raw string) error {
 		return w.existsW(p)
 	}
 	if err != nil {
-		return w.handleListErr("service", p, err)
+		if err := w.handleListErr("service", p, err); err != nil {
+			return err
+		}
+		// Skipped (ACL...): it counts as listed, or Synced would wait forever.
+		w.mu.Lock()
+		s.svcGen = gen
+		w.mu.Unlock()
+		return nil
 	}
 	present := map[string]bool{}
 	for _, c := range children {
@@ -622,7 +629,15 @@ func (w *Watcher) listCategory(raw, cat string) error {
 	children, err := w.childrenW(cat, p)
 	gone := errors.Is(err, zk.ErrNoNode) // the service node's watch tells us if it comes back
 	if err != nil && !gone {
-		return w.handleListErr(cat, p, err)
+		if err := w.handleListErr(cat, p, err); err != nil {
+			return err
+		}
+		if cat == catProviders { // skipped (ACL...): counts as listed for Synced
+			w.mu.Lock()
+			s.provGen = gen
+			w.mu.Unlock()
+		}
+		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

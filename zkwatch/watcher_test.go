@@ -24,6 +24,7 @@ func TestConfigValidate(t *testing.T) {
 		"Servers":         func(c *Config) { c.Servers = nil },
 		"Root":            func(c *Config) { c.Root = "/" },
 		"AppRoot":         func(c *Config) { c.AppRoot = "dubbo" },
+		"overlap":         func(c *Config) { c.AppRoot = "dubbo/services" },
 		"SessionTimeout":  func(c *Config) { c.SessionTimeout = time.Millisecond },
 		"ListConcurrency": func(c *Config) { c.ListConcurrency = 0 },
 		"RetryBackoff":    func(c *Config) { c.RetryBackoff = 0 },
@@ -228,6 +229,7 @@ func TestACLDeniedNodeSkipped(t *testing.T) {
 	w := e.watcher(t, nil)
 	waitFor(t, "open service", func() bool { _, ok := w.Snapshot("com.foo.Open"); return ok })
 	waitFor(t, "acl skip", func() bool { return w.Skipped()["/dubbo/com.foo.Secret/providers"] == "acl" })
+	waitFor(t, "synced despite the unreadable node", w.Synced)
 	if _, ok := w.Snapshot("com.foo.Secret"); ok {
 		t.Fatal("snapshot of an unreadable service")
 	}
