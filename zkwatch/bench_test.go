@@ -2,6 +2,7 @@ package zkwatch_test
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"strconv"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ferrysync/ferry/internal/zkserver"
 	"github.com/ferrysync/ferry/internal/zkwatchbench"
+	"github.com/ferrysync/ferry/zkwatch"
 )
 
 func envInt(name string, def int) int {
@@ -41,5 +43,16 @@ func BenchmarkCatalog(b *testing.B) {
 		b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
 		b.ReportMetric(float64(res.Missed), "missed")
+	}
+}
+
+// BenchmarkParseProviderNode: decode + parse one encoded Java Dubbo 3.2 node name.
+func BenchmarkParseProviderNode(b *testing.B) {
+	raw := url.QueryEscape("dubbo://192.168.1.5:20882/org.hzz.GreetingService?anyhost=true&application=first-dubbo-provider&background=false&deprecated=false&dubbo=2.0.2&dynamic=true&environment=product&executor-management-mode=isolation&file-cache=true&generic=false&interface=org.hzz.GreetingService&methods=sayHi&pid=21056&prefer.serialization=fastjson2,hessian2&release=3.2.0&service-name-mapping=true&side=provider&timestamp=1683559572642")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := zkwatch.ParseProviderNode(raw); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
