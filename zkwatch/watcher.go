@@ -378,6 +378,12 @@ func (w *Watcher) onSession(st zk.State) {
 		}
 		if w.appPath != "" {
 			w.q.add(w.appPath)
+			for app, a := range w.apps {
+				w.q.add(w.appPath + "/" + app)
+				for id := range a.instances {
+					w.q.add(w.appPath + "/" + app + "/" + id)
+				}
+			}
 		}
 	case zk.StateDisconnected, zk.StateConnecting, zk.StateAuthFailed:
 		w.setDownLocked()

@@ -334,6 +334,13 @@ func TestSessionExpiry(t *testing.T) {
 	addProvider(t, e.c, "dubbo", "com.foo.A", provURL("com.foo.A", "10.8.0.1", 20880, 1700000000000, ""), true)
 	addProvider(t, e.c, "dubbo", "com.foo.Same", provURL("com.foo.Same", "10.8.0.5", 20880, 1700000000000, ""), true)
 	gonePath := addProvider(t, e.c, "dubbo", "com.foo.Gone", provURL("com.foo.Gone", "10.8.0.9", 20880, 1700000000000, ""), false)
+	inst := func(ip string, port int) []byte {
+		return []byte(`{"name":"app-x","id":"` + ip + ":" + itoa(port) + `","address":"` + ip + `","port":` + itoa(port) + `,"payload":{"metadata":{"dubbo.metadata.revision":"r` + itoa(port) + `"}}}`)
+	}
+	mkdirs(t, e.c, "/services/app-x")
+	if _, err := e.c.Create("/services/app-x/10.8.1.1:1", inst("10.8.1.1", 1), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
 	proxy, err := zkserver.NewProxy(e.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -341,6 +348,7 @@ func TestSessionExpiry(t *testing.T) {
 	defer proxy.Close()
 	w := e.watcher(t, func(c *Config) { c.Servers = []string{proxy.Addr()}; c.SessionTimeout = time.Second })
 	waitFor(t, "synced", w.Synced)
+	waitFor(t, "app instance", func() bool { got, _ := w.AppInstances("app-x"); return len(got) == 1 })
 	revSame := w.mustSnapshot(t, "com.foo.Same").Revision
 	// A probe session through the same proxy with a 4x longer timeout: when
 	// its ephemeral node is gone, the watcher's session is surely expired.
@@ -363,6 +371,12 @@ func TestSessionExpiry(t *testing.T) {
 	del(t, e.c, "/dubbo/com.foo.Gone/providers")
 	del(t, e.c, "/dubbo/com.foo.Gone")
 	addProvider(t, e.c, "dubbo", "com.foo.New", provURL("com.foo.New", "10.8.0.3", 20880, 1700000000000, ""), true)
+	if _, err := e.c.Set("/services/app-x/10.8.1.1:1", inst("10.8.1.1", 2), -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.Create("/services/app-x/10.8.1.2:3", inst("10.8.1.2", 3), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "server expired the sessions", func() bool {
 		ok, _, err := e.c.Exists("/expiry-probe")
 		return err == nil && !ok
@@ -383,6 +397,20 @@ func TestSessionExpiry(t *testing.T) {
 		return w.mustSnapshot(t, "com.foo.Same").Revision > revSame && rec.count("com.foo.Same") >= 1
 	})
 	waitFor(t, "removal notified", func() bool { return rec.count("com.foo.Gone") >= 1 })
+	waitFor(t, "app instances re-read", func() bool {
+		got, _ := w.AppInstances("app-x")
+		return len(got) == 2 && got[0].Port == 2 && got[1].Port == 3
+	})
+	// Watches are armed again in the new session: a later change arrives.
+	if _, err := e.c.Set("/services/app-x/10.8.1.1:1", inst("10.8.1.1", 4), -1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "app instance change after expiry", func() bool {
+		got, _ := w.AppInstances("app-x")
+		return len(got) == 2 && got[0].Port == 4
+	})
+	addProvider(t, e.c, "dubbo", "com.foo.Same", provURL("com.foo.Same", "10.8.0.6", 20880, 1700000000000, ""), true)
+	waitFor(t, "provider change after expiry", func() bool { return len(w.mustSnapshot(t, "com.foo.Same").Providers) == 2 })
 	if empty.Load() != 0 {
 		t.Fatalf("%d empty snapshots of com.foo.A delivered", empty.Load())
 	}
