@@ -307,7 +307,8 @@ func (w *Watcher) Skipped() map[string]string {
 }
 
 // ProviderExists asks ZooKeeper now whether a provider node exists (node is
-// a full znode path, as in Provider.Node). It fails while disconnected.
+// a full znode path, as in Provider.Node): a sync, then an exists, so the
+// answer is not older than the call. It fails while disconnected.
 func (w *Watcher) ProviderExists(ctx context.Context, node string) (bool, error) {
 	if !strings.HasPrefix(node, "/") || strings.HasSuffix(node, "/") {
 		return false, fmt.Errorf("%w: %q", ErrBadPath, node)
@@ -327,6 +328,11 @@ func (w *Watcher) ProviderExists(ctx context.Context, node string) (bool, error)
 	}
 	ch := make(chan res, 1)
 	go func() {
+		// sync first: in an ensemble the server we talk to may lag the leader.
+		if _, err := conn.Sync(node); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			ch <- res{false, err}
+			return
+		}
 		ok, _, err := conn.Exists(node)
 		ch <- res{ok, err}
 	}()

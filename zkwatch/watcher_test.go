@@ -311,6 +311,11 @@ func TestDisconnectDeliversNothing(t *testing.T) {
 	if rec.total() != seen {
 		t.Fatalf("notifications while disconnected: %d -> %d", seen, rec.total())
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if _, err := w.ProviderExists(ctx, p2); err == nil {
+		t.Fatal("ProviderExists answered while disconnected")
+	}
+	cancel()
 	s := w.mustSnapshot(t, iface)
 	if _, ok := s.Providers["10.7.0.1:20880"]; !ok || len(s.Providers) != 1 {
 		t.Fatalf("snapshot changed while disconnected: %v", providerAddrs(s))
