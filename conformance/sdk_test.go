@@ -22,7 +22,10 @@ import (
 
 type tWriter struct{ t testing.TB }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimRight(string(p), "\n")); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
 
 // startRegistry runs the in-repo server on free loopback ports.
 func startRegistry(t *testing.T) *registryserver.Server {
