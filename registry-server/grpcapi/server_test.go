@@ -138,8 +138,9 @@ func (c *rawClient) readLoop() {
 		}
 		switch r := m.(type) {
 		case *wire.NotifySubscriberRequest:
+			ack := c.ack.Load() // decided before the test sees the push
 			c.pushes <- r
-			if c.ack.Load() {
+			if ack {
 				c.send(&wire.NotifySubscriberResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
 			}
 		case *wire.ClientDetectionRequest:
