@@ -453,6 +453,10 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 			out[i].Err = err
 			continue
 		}
+		if it.Instance.IP == "" || it.Instance.Port < 1 || it.Instance.Port > 65535 {
+			out[i].Err = fmt.Errorf("%w: beat without a valid ip and port", ErrInvalidParam)
+			continue
+		}
 		cluster := it.Instance.Cluster
 		if cluster == "" {
 			cluster = DefaultCluster
@@ -619,8 +623,13 @@ func (r *Registry) SetOverrides(key ServiceKey, o []Override) {
 }
 
 // SetServiceMeta sets key's operator metadata (Raft FSM). A new service
-// takes its kind from m.Ephemeral.
+// takes its kind from m.Ephemeral. The zero ServiceMeta means "no stored
+// metadata" (removed or never set), as the Raft store sends it.
 func (r *Registry) SetServiceMeta(key ServiceKey, m ServiceMeta) {
+	if m.ProtectThreshold == 0 && len(m.Metadata) == 0 && !m.Ephemeral {
+		r.DeleteServiceMeta(key)
+		return
+	}
 	k := r.lenientKey(key)
 	now := r.clock()
 	r.mu.Lock()
