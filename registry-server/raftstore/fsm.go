@@ -191,7 +191,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	changed, err := h(f, l.Data[1:])
-	views := f.viewsLocked(changed)
+	var views []view
+	if f.applier != nil {
+		views = f.viewsLocked(changed)
+	}
 	f.mu.Unlock()
 	f.metrics.applied(cmdNames[l.Data[0]], err)
 	f.publish(views)
