@@ -33,7 +33,7 @@ func (h tlog) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h tlog) WithGroup(string) slog.Handler      { return h }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	naming *fakeNaming
 	store  *raftstore.Store
@@ -52,7 +52,7 @@ func storeConfig(dir string) raftstore.Config {
 
 // newEnv starts a Raft store on dir feeding a fake naming core, and the API
 // on an httptest server.
-func newEnv(t *testing.T, dir string) *env {
+func newEnv(t testing.TB, dir string) *env {
 	t.Helper()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	fn := newFakeNaming(clock.Now)
