@@ -144,6 +144,17 @@ func TestRegisterListDeregisterV1(t *testing.T) {
 	if b := e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "metadata", `{"k":"v","n":1}`)); b != "ok" {
 		t.Fatalf("register body %q", b)
 	}
+	// As nacos-sdk-go v2 sends a persistent instance: grouped name, "enable",
+	// empty clusterName, metadata "null".
+	e.mustOK("POST", "/nacos/v1/ns/instance", vals("namespaceId", "", "serviceName", "DEFAULT_GROUP@@sdk", "groupName", "DEFAULT_GROUP",
+		"app", "", "clusterName", "", "ip", "10.0.0.3", "port", "80", "weight", "1", "enable", "true", "healthy", "true", "metadata", "null", "ephemeral", "false"))
+	if si := e.list(vals("serviceName", "sdk")); len(si.Hosts) != 1 || si.Hosts[0].Ephemeral || si.Hosts[0].ClusterName != "DEFAULT" {
+		t.Fatalf("sdk-style registration: %+v", si)
+	}
+	e.mustOK("DELETE", "/nacos/v1/ns/instance", vals("namespaceId", "", "serviceName", "DEFAULT_GROUP@@sdk", "clusterName", "", "ip", "10.0.0.3", "port", "80", "ephemeral", "false"))
+	if si := e.list(vals("serviceName", "sdk")); len(si.Hosts) != 0 {
+		t.Fatalf("sdk-style deregistration: %+v", si)
+	}
 	// Persistent, grouped name, k=v metadata, cluster, weight.
 	e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "g1@@pers", "ip", "10.0.0.2", "port", "80", "ephemeral", "false",
 		"metadata", "a=1,b=2", "clusterName", "c-1", "weight", "2.5"))

@@ -325,6 +325,11 @@ func parseMetadata(s string) (map[string]string, *apiError) {
 	if m, ok := parseMetadataJSON(s); ok {
 		return m, nil
 	}
+	if strings.TrimSpace(s) == "null" {
+		// JSON null: what nacos-sdk-go sends for nil metadata; Jackson
+		// reads it as no metadata.
+		return nil, nil
+	}
 	out := map[string]string{}
 	for _, kv := range javaSplit(s, ",") {
 		parts := javaSplit(kv, "=")

@@ -10,6 +10,7 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -348,14 +349,25 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{l}, DisableTime: true})
 }
 
-// slogWriter logs each write (hclog writes one line per call) as a record.
+// slogWriter logs each write (hclog writes one line per call) as a record,
+// at the level hclog put in the line.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			w.l.Info(line, "from", "raft")
+		if line = strings.TrimSpace(line); line == "" {
+			continue
 		}
+		level := slog.LevelInfo
+		switch {
+		case strings.HasPrefix(line, "[ERROR]"):
+			level = slog.LevelError
+		case strings.HasPrefix(line, "[WARN]"):
+			level = slog.LevelWarn
+		case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
+			level = slog.LevelDebug
+		}
+		w.l.Log(context.Background(), level, line, "from", "raft")
 	}
 	return len(p), nil
 }
