@@ -138,7 +138,7 @@ func (a *API) routes() {
 		a.handle(v, "GET "+pre+"/service/list", a.serviceList(v))
 		a.handle(v, "POST "+pre+"/service", a.serviceCreate)
 		a.handle(v, "PUT "+pre+"/service", a.serviceUpdate)
-		a.handle(v, "GET "+pre+"/service", a.serviceGet)
+		a.handle(v, "GET "+pre+"/service", a.serviceGet(v))
 		a.handle(v, "DELETE "+pre+"/service", a.serviceDelete)
 		a.handle(v, "GET "+pre+"/operator/metrics", a.operatorMetrics)
 		a.handle(v, "PUT "+pre+"/ferry/offline", a.offline)
@@ -477,8 +477,15 @@ type beatUnknown struct {
 
 func (a *API) serviceList(v version) handlerFunc {
 	return func(_ *http.Request, p params) (any, *apiError) {
-		pageNo, pageSize, err := p.page()
-		if err != nil {
+		var pageNo, pageSize int
+		var err *apiError
+		if v == v2 {
+			// v2: optional, 1 and 20 by default, pageSize capped at 500.
+			if pageNo, pageSize, err = p.pageOpt(1, 20); err != nil {
+				return nil, err
+			}
+			pageSize = min(pageSize, 500)
+		} else if pageNo, pageSize, err = p.page(); err != nil {
 			return nil, err
 		}
 		ns, err := p.namespace()
@@ -568,27 +575,48 @@ func (a *API) serviceUpdate(_ *http.Request, p params) (any, *apiError) {
 	return raw("ok"), storeError(a.deps.Store.PutServiceMeta(key, m))
 }
 
-func (a *API) serviceGet(_ *http.Request, p params) (any, *apiError) {
-	key, err := p.serviceKey()
-	if err != nil {
-		return nil, err
+func (a *API) serviceGet(v version) handlerFunc {
+	return func(_ *http.Request, p params) (any, *apiError) {
+		key, err := p.serviceKey()
+		if err != nil {
+			return nil, err
+		}
+		k, err := a.kindOf(key)
+		if err != nil {
+			return nil, err
+		}
+		if !k.exists {
+			return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("service %s is not exist!", key.Grouped())}
+		}
+		eph := k.ephemeral
+		if k.hasMeta {
+			eph = k.meta.Ephemeral
+		}
+		sel := selector{Type: "none", ContextType: "NONE"}
+		if v == v2 {
+			return serviceDetailV2{
+				NamespaceID: key.Namespace, ServiceName: key.Name, GroupName: key.Group, ClusterMap: map[string]any{},
+				Metadata: nonNil(k.meta.Metadata), ProtectThreshold: k.meta.ProtectThreshold, Selector: sel, Ephemeral: eph,
+			}, nil
+		}
+		return serviceDetail{
+			NamespaceID: key.Namespace, GroupName: key.Group, Name: key.Name,
+			ProtectThreshold: k.meta.ProtectThreshold, Metadata: nonNil(k.meta.Metadata),
+			Selector: sel, Ephemeral: eph, Clusters: []any{},
+		}, nil
 	}
-	k, err := a.kindOf(key)
-	if err != nil {
-		return nil, err
-	}
-	if !k.exists {
-		return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("service %s is not exist!", key.Grouped())}
-	}
-	eph := k.ephemeral
-	if k.hasMeta {
-		eph = k.meta.Ephemeral
-	}
-	return serviceDetail{
-		NamespaceID: key.Namespace, GroupName: key.Group, Name: key.Name,
-		ProtectThreshold: k.meta.ProtectThreshold, Metadata: nonNil(k.meta.Metadata),
-		Selector: selector{Type: "none", ContextType: "NONE"}, Ephemeral: eph, Clusters: []any{},
-	}, nil
+}
+
+// serviceDetailV2 is Nacos' ServiceDetailInfo.
+type serviceDetailV2 struct {
+	NamespaceID      string            `json:"namespaceId"`
+	ServiceName      string            `json:"serviceName"`
+	GroupName        string            `json:"groupName"`
+	ClusterMap       map[string]any    `json:"clusterMap"`
+	Metadata         map[string]string `json:"metadata"`
+	ProtectThreshold float64           `json:"protectThreshold"`
+	Selector         selector          `json:"selector"`
+	Ephemeral        bool              `json:"ephemeral"`
 }
 
 type selector struct {

@@ -251,9 +251,13 @@ func TestV2Envelope(t *testing.T) {
 	if string(r.Data) != `{"clientBeatInterval":5000,"code":10200,"lightBeatEnabled":true}` {
 		t.Fatalf("beat v2 = %s", r.Data)
 	}
-	r = dec(e.mustOK("GET", "/nacos/v2/ns/service/list", vals("pageNo", "1", "pageSize", "10")))
+	r = dec(e.mustOK("GET", "/nacos/v2/ns/service/list", nil)) // pages optional in v2
 	if string(r.Data) != `{"count":1,"services":["demo"]}` {
 		t.Fatalf("service list v2 = %s", r.Data)
+	}
+	r = dec(e.mustOK("GET", "/nacos/v2/ns/service", vals("serviceName", "demo")))
+	if string(r.Data) != `{"namespaceId":"public","serviceName":"demo","groupName":"DEFAULT_GROUP","clusterMap":{},"metadata":{},"protectThreshold":0,"selector":{"type":"none","contextType":"NONE"},"ephemeral":true}` {
+		t.Fatalf("service detail v2 = %s", r.Data)
 	}
 	r = dec(e.mustOK("GET", "/nacos/v2/ns/operator/metrics", nil))
 	if string(r.Data) != `{"status":"UP"}` {

@@ -547,6 +547,23 @@ func (p params) page() (int, int, *apiError) {
 	return out[0], out[1], nil
 }
 
+// pageOpt reads optional pageNo and pageSize (>= 1 when given).
+func (p params) pageOpt(defNo, defSize int) (int, int, *apiError) {
+	out := [2]int{defNo, defSize}
+	for i, name := range []string{"pageNo", "pageSize"} {
+		s := strings.TrimSpace(p.v.Get(name))
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return 0, 0, errInvalid(codeParamValidate, "Param '%s' is illegal: %q", name, s)
+		}
+		out[i] = n
+	}
+	return out[0], out[1], nil
+}
+
 // protectThreshold: 0..1, default def.
 func (p params) protectThreshold(def float64) (float64, *apiError) {
 	s := strings.TrimSpace(p.v.Get("protectThreshold"))
