@@ -132,7 +132,7 @@ func (a *API) routes() {
 		a.handle(v, "POST "+pre+"/instance", a.register)
 		a.handle(v, "DELETE "+pre+"/instance", a.deregister)
 		a.handle(v, "PUT "+pre+"/instance", a.update)
-		a.handle(v, "GET "+pre+"/instance", a.detail)
+		a.handle(v, "GET "+pre+"/instance", a.detail(v))
 		a.handle(v, "GET "+pre+"/instance/list", a.list)
 		a.handle(v, "PUT "+pre+"/instance/beat", a.beat)
 		a.handle(v, "GET "+pre+"/service/list", a.serviceList(v))
@@ -200,7 +200,15 @@ func (a *API) handle(v version, pattern string, h handlerFunc) {
 // wrapped in the v2 envelope as data.
 type raw string
 
+// bare marks an answer that v2 does not wrap either (InstanceControllerV2
+// returns the beat's ObjectNode as is).
+type bare struct{ v any }
+
 func writeOK(w http.ResponseWriter, v version, out any) {
+	if b, ok := out.(bare); ok {
+		writeJSON(w, http.StatusOK, b.v)
+		return
+	}
 	if v == v2 {
 		if r, ok := out.(raw); ok {
 			out = string(r)
@@ -388,39 +396,46 @@ func (a *API) update(_ *http.Request, p params) (any, *apiError) {
 	return raw("ok"), storeError(a.deps.Store.PutOverride(f.key, o))
 }
 
-func (a *API) detail(_ *http.Request, p params) (any, *apiError) {
-	key, err := p.serviceKey()
-	if err != nil {
-		return nil, err
-	}
-	ip, err := p.ip()
-	if err != nil {
-		return nil, err
-	}
-	port, err := p.port()
-	if err != nil {
-		return nil, err
-	}
-	cluster, err := p.cluster()
-	if err != nil {
-		return nil, err
-	}
-	si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
-	if serr != nil {
-		return nil, serverError(serr)
-	}
-	if len(si.Hosts) == 0 {
-		return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("no ips found for cluster %s in service %s", cluster, key.Grouped())}
-	}
-	for _, h := range si.Hosts {
-		if h.IP == ip && h.Port == port {
-			return instanceDetail{
+func (a *API) detail(v version) handlerFunc {
+	return func(_ *http.Request, p params) (any, *apiError) {
+		key, err := p.serviceKey()
+		if err != nil {
+			return nil, err
+		}
+		ip, err := p.ip()
+		if err != nil {
+			return nil, err
+		}
+		port, err := p.port()
+		if err != nil {
+			return nil, err
+		}
+		cluster, err := p.cluster()
+		if err != nil {
+			return nil, err
+		}
+		si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
+		if serr != nil {
+			return nil, serverError(serr)
+		}
+		if len(si.Hosts) == 0 {
+			return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("no ips found for cluster %s in service %s", cluster, key.Grouped())}
+		}
+		for _, h := range si.Hosts {
+			if h.IP != ip || h.Port != port {
+				continue
+			}
+			d := instanceDetail{
 				Service: key.Grouped(), IP: h.IP, Port: h.Port, ClusterName: cluster,
 				Weight: h.Weight, Healthy: h.Healthy, InstanceID: instanceID(key, h), Metadata: nonNil(h.Metadata),
-			}, nil
+			}
+			if v == v2 {
+				return instanceDetailV2(d), nil
+			}
+			return d, nil
 		}
+		return nil, &apiError{status: 404, code: codeNotFound, msg: "no matched ip found!"}
 	}
-	return nil, &apiError{status: 404, code: codeNotFound, msg: "no matched ip found!"}
 }
 
 func (a *API) list(_ *http.Request, p params) (any, *apiError) {
@@ -458,9 +473,9 @@ func (a *API) beat(_ *http.Request, p params) (any, *apiError) {
 		return nil, serverError(berr)
 	}
 	if !ok {
-		return beatUnknown{ClientBeatInterval: interval, Code: 20404}, nil
+		return bare{beatUnknown{ClientBeatInterval: interval, Code: 20404}}, nil
 	}
-	return beatOK{ClientBeatInterval: interval, Code: 10200, LightBeatEnabled: true}, nil
+	return bare{beatOK{ClientBeatInterval: interval, Code: 10200, LightBeatEnabled: true}}, nil
 }
 
 // Beat answers, field order as Nacos' ObjectNode.

@@ -247,9 +247,13 @@ func TestV2Envelope(t *testing.T) {
 	if err := json.Unmarshal(r.Data, &si); err != nil || len(si.Hosts) != 1 {
 		t.Fatalf("list v2 = %s (%v)", r.Data, err)
 	}
-	r = dec(e.mustOK("PUT", "/nacos/v2/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")))
-	if string(r.Data) != `{"clientBeatInterval":5000,"code":10200,"lightBeatEnabled":true}` {
-		t.Fatalf("beat v2 = %s", r.Data)
+	// v2 beat answers the bare ObjectNode, as InstanceControllerV2.
+	if b := e.mustOK("PUT", "/nacos/v2/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")); b != `{"clientBeatInterval":5000,"code":10200,"lightBeatEnabled":true}` {
+		t.Fatalf("beat v2 = %s", b)
+	}
+	r = dec(e.mustOK("GET", "/nacos/v2/ns/instance/list", vals("serviceName", "demo", "clusterName", "other")))
+	if !strings.Contains(string(r.Data), `"hosts":[]`) {
+		t.Fatalf("list v2 clusterName filter = %s", r.Data)
 	}
 	r = dec(e.mustOK("GET", "/nacos/v2/ns/service/list", nil)) // pages optional in v2
 	if string(r.Data) != `{"count":1,"services":["demo"]}` {
@@ -268,7 +272,7 @@ func TestV2Envelope(t *testing.T) {
 		t.Fatalf("update v2 = %+v", r)
 	}
 	r = dec(e.mustOK("GET", "/nacos/v2/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")))
-	if !strings.Contains(string(r.Data), `"weight":3`) {
+	if !strings.Contains(string(r.Data), `"weight":3`) || !strings.Contains(string(r.Data), `"serviceName":"DEFAULT_GROUP@@demo"`) {
 		t.Fatalf("detail v2 = %s", r.Data)
 	}
 	r = dec(e.mustOK("DELETE", "/nacos/v2/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")))

@@ -220,9 +220,13 @@ func (p params) checkCluster(c string) *apiError {
 	return nil
 }
 
-// clusters reads the comma list "clusters" for queries.
+// clusters reads the comma list "clusters" for queries (v2 calls it
+// clusterName).
 func (p params) clusters() (string, []string, *apiError) {
 	raw := p.v.Get("clusters")
+	if raw == "" {
+		raw = p.v.Get("clusterName")
+	}
 	var out []string
 	for _, c := range strings.Split(raw, ",") {
 		if c = strings.TrimSpace(c); c == "" {
@@ -282,7 +286,7 @@ func (p params) weight() (float64, *apiError) {
 	}
 	w, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w < 0 || w > 10000 {
-		return 0, errInvalid(codeWeight, "instance format invalid: The weights range from 0.00 to 10000.00")
+		return 0, errInvalid(codeWeight, "instance format invalid: The weights range from 0.0 to 10000.0")
 	}
 	return w, nil
 }
@@ -516,7 +520,7 @@ func (p params) beat() (naming.ServiceKey, naming.Instance, bool, *apiError) {
 	}
 	if b.Weight != nil {
 		if w := *b.Weight; math.IsNaN(w) || w < 0 || w > 10000 {
-			return key, inst, false, errInvalid(codeWeight, "instance format invalid: The weights range from 0.00 to 10000.00")
+			return key, inst, false, errInvalid(codeWeight, "instance format invalid: The weights range from 0.0 to 10000.0")
 		}
 		inst.Weight = *b.Weight
 	}
