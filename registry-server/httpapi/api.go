@@ -472,22 +472,19 @@ func (a *API) beat(_ *http.Request, p params) (any, *apiError) {
 	if berr != nil {
 		return nil, serverError(berr)
 	}
+	code := 10200 // Nacos ResponseCode.OK
 	if !ok {
-		return bare{beatUnknown{ClientBeatInterval: interval, Code: 20404}}, nil
+		code = 20404 // NamingResponseCode.RESOURCE_NOT_FOUND: re-register
 	}
-	return bare{beatOK{ClientBeatInterval: interval, Code: 10200, LightBeatEnabled: true}}, nil
+	return bare{beatAnswer{ClientBeatInterval: interval, Code: code, LightBeatEnabled: true}}, nil
 }
 
-// Beat answers, field order as Nacos' ObjectNode.
-type beatOK struct {
+// beatAnswer is the beat's ObjectNode, fields in Nacos' insertion order
+// (2.x answers lightBeatEnabled with 20404 too).
+type beatAnswer struct {
 	ClientBeatInterval int64 `json:"clientBeatInterval"`
 	Code               int   `json:"code"`
 	LightBeatEnabled   bool  `json:"lightBeatEnabled"`
-}
-
-type beatUnknown struct {
-	ClientBeatInterval int64 `json:"clientBeatInterval"`
-	Code               int   `json:"code"`
 }
 
 func (a *API) serviceList(v version) handlerFunc {

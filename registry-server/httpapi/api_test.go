@@ -293,8 +293,8 @@ func TestV2Envelope(t *testing.T) {
 
 func TestBeat(t *testing.T) {
 	e := newEnv(t, t.TempDir())
-	// Light beat of an unknown instance: 20404, exactly as Nacos.
-	if b := e.mustOK("PUT", "/nacos/v1/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")); b != `{"clientBeatInterval":5000,"code":20404}` {
+	// Light beat of an unknown instance: 20404, exactly as Nacos 2.x.
+	if b := e.mustOK("PUT", "/nacos/v1/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")); b != `{"clientBeatInterval":5000,"code":20404,"lightBeatEnabled":true}` {
 		t.Fatalf("light beat unknown = %s", b)
 	}
 	// Full beat registers it.
