@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"reflect"
 	"strings"
@@ -202,6 +203,8 @@ func TestDomainErrors(t *testing.T) {
 		{"missing ip", func() error { return s.PutInstance(svcA, pinst("", 80)) }, ErrInvalidParam},
 		{"port 0", func() error { return s.PutInstance(svcA, pinst("10.0.0.1", 0)) }, ErrInvalidParam},
 		{"port 65536", func() error { return s.PutInstance(svcA, pinst("10.0.0.1", 65536)) }, ErrInvalidParam},
+		{"instance weight", func() error { in := pinst("10.0.0.1", 80); in.Weight = -1; return s.PutInstance(svcA, in) }, ErrInvalidParam},
+		{"instance weight NaN does not encode", func() error { in := pinst("10.0.0.1", 80); in.Weight = math.NaN(); return s.PutInstance(svcA, in) }, ErrInvalidParam},
 		{"override weight", func() error {
 			return s.PutOverride(svcA, naming.Override{Addr: naming.Addr{IP: "1.1.1.1", Port: 1}, Weight: ptr(10001.0)})
 		}, ErrInvalidParam},
