@@ -363,3 +363,6 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("missing deps: %v", err)
 	}
 }
+
+// The Raft store is what the server wiring passes as Targets.
+var _ Targets = (*raftstore.Store)(nil)

@@ -625,3 +625,6 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 }
+
+// The Raft store is what the server wiring passes as Store.
+var _ Store = (*raftstore.Store)(nil)
