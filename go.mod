@@ -8,6 +8,7 @@ require (
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
 	github.com/prometheus/client_golang v1.23.2
 	go.etcd.io/bbolt v1.3.5
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -76,6 +76,7 @@ func newEnv(t testing.TB, dir string) *env {
 }
 
 func (e *env) close() {
+	http.DefaultClient.CloseIdleConnections()
 	e.srv.Close()
 	_ = e.store.Stop()
 }
