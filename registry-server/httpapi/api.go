@@ -132,6 +132,7 @@ func (a *API) routes() {
 		a.handle(v, "POST "+pre+"/instance", a.register)
 		a.handle(v, "DELETE "+pre+"/instance", a.deregister)
 		a.handle(v, "PUT "+pre+"/instance", a.update)
+		a.handle(v, "PATCH "+pre+"/instance", a.patch(v))
 		a.handle(v, "GET "+pre+"/instance", a.detail(v))
 		a.handle(v, "GET "+pre+"/instance/list", a.list)
 		a.handle(v, "PUT "+pre+"/instance/beat", a.beat)
@@ -206,6 +207,10 @@ type bare struct{ v any }
 
 func writeOK(w http.ResponseWriter, v version, out any) {
 	if b, ok := out.(bare); ok {
+		if s, ok := b.v.(string); ok {
+			writeText(w, http.StatusOK, s)
+			return
+		}
 		writeJSON(w, http.StatusOK, b.v)
 		return
 	}
@@ -394,6 +399,79 @@ func (a *API) update(_ *http.Request, p params) (any, *apiError) {
 		o.Metadata = f.inst.Metadata
 	}
 	return raw("ok"), storeError(a.deps.Store.PutOverride(f.key, o))
+}
+
+// patch is PATCH /instance: like update, but only the parameters given
+// (metadata, weight, enabled) change the instance's override; the instance
+// must exist.
+func (a *API) patch(v version) handlerFunc {
+	return func(_ *http.Request, p params) (any, *apiError) {
+		key, err := p.serviceKey()
+		if err != nil {
+			return nil, err
+		}
+		ip, err := p.ip()
+		if err != nil {
+			return nil, err
+		}
+		port, err := p.port()
+		if err != nil {
+			return nil, err
+		}
+		cluster, err := p.cluster()
+		if err != nil {
+			return nil, err
+		}
+		addr := naming.Addr{IP: ip, Port: port, Cluster: cluster}
+		var o naming.Override
+		found := false
+		for _, x := range a.deps.Store.Overrides(key) {
+			if x.Addr == addr {
+				o, found = x, true
+			}
+		}
+		if !found {
+			si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
+			if serr != nil {
+				return nil, serverError(serr)
+			}
+			for _, h := range si.Hosts {
+				found = found || (h.IP == ip && h.Port == port)
+			}
+			for _, in := range a.deps.Store.Instances(key) {
+				found = found || (in.IP == ip && in.Port == port && in.Cluster == cluster)
+			}
+		}
+		if !found {
+			return nil, errInvalid(codeInstanceError, "instance not found")
+		}
+		o.Addr = addr
+		if strings.TrimSpace(p.v.Get("metadata")) != "" {
+			md, merr := p.metadata("metadata")
+			if merr != nil {
+				return nil, merr
+			}
+			o.Metadata = md
+		}
+		if strings.TrimSpace(p.v.Get("weight")) != "" {
+			w, werr := p.weight()
+			if werr != nil {
+				return nil, werr
+			}
+			o.Weight = &w
+		}
+		if s := strings.TrimSpace(p.v.Get("enabled")); s != "" {
+			e := boolParam(s)
+			o.Enabled = &e
+		}
+		if serr := a.deps.Store.PutOverride(key, o); serr != nil {
+			return nil, storeError(serr)
+		}
+		if v == v2 {
+			return bare{"ok"}, nil // InstanceControllerV2.patch returns a bare String
+		}
+		return raw("ok"), nil
+	}
 }
 
 func (a *API) detail(v version) handlerFunc {

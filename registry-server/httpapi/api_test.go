@@ -377,6 +377,35 @@ func TestUpdateIsOverrideAndSurvivesReregistration(t *testing.T) {
 	}
 }
 
+func TestPatch(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	if code, _ := e.call("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "weight", "2")); code != 400 {
+		t.Fatalf("patch of unknown instance: %d", code)
+	}
+	e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "metadata", "a=1"))
+	e.mustOK("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "weight", "2"))
+	if b := e.mustOK("PATCH", "/nacos/v2/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "metadata", "b=2")); b != "ok" {
+		t.Fatalf("v2 patch answer %q", b)
+	}
+	si := e.list(vals("serviceName", "demo"))
+	if len(si.Hosts) != 1 || si.Hosts[0].Weight != 2 || si.Hosts[0].Metadata["a"] != "1" || si.Hosts[0].Metadata["b"] != "2" {
+		t.Fatalf("after patches: %+v", si.Hosts)
+	}
+	o := e.store.Overrides(naming.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Name: "demo"})
+	if len(o) != 1 || o[0].Enabled != nil || *o[0].Weight != 2 {
+		t.Fatalf("override = %+v", o)
+	}
+	e.mustOK("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "enabled", "false"))
+	if si := e.list(vals("serviceName", "demo")); len(si.Hosts) != 0 {
+		t.Fatalf("after disabling patch: %v", hostsOf(si))
+	}
+	// Patching the disabled instance (known only through its override) works.
+	e.mustOK("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "enabled", "true"))
+	if si := e.list(vals("serviceName", "demo")); len(si.Hosts) != 1 || si.Hosts[0].Weight != 2 {
+		t.Fatalf("after enabling patch: %v", hostsOf(si))
+	}
+}
+
 func TestKindClash(t *testing.T) {
 	e := newEnv(t, t.TempDir())
 	e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "eph", "ip", "10.0.0.1", "port", "1"))
