@@ -147,7 +147,7 @@ func instAddr(in naming.Instance) naming.Addr {
 func encode(typ byte, body any) ([]byte, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: encode %s: %w", cmdNames[typ], err)
+		return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidParam, cmdNames[typ], err)
 	}
 	return append([]byte{typ}, b...), nil
 }
@@ -191,7 +191,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	changed, err := h(f, l.Data[1:])
-	views := f.viewsLocked(changed)
+	var views []view
+	if f.applier != nil {
+		views = f.viewsLocked(changed)
+	}
 	f.mu.Unlock()
 	f.metrics.applied(cmdNames[l.Data[0]], err)
 	f.publish(views)
@@ -290,6 +293,9 @@ func (f *fsm) putInstance(c putInstanceCmd) (map[naming.ServiceKey]change, error
 	a := instAddr(c.Instance)
 	if err := validAddr(a); err != nil {
 		return nil, err
+	}
+	if w := c.Instance.Weight; w < 0 || w > 10000 {
+		return nil, fmt.Errorf("%w: weight %v out of [0, 10000]", ErrInvalidParam, w)
 	}
 	s := f.services[c.Key]
 	if s != nil && s.Meta != nil && s.Meta.Ephemeral {
