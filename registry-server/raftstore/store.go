@@ -57,8 +57,10 @@ type Store struct {
 // single-node cluster when cfg.Bootstrap and there is no state yet, and
 // starts Raft. It does not wait for leadership: writes wait for it (up to
 // ApplyTimeout) and Ready reports it. The Applier receives the replayed
-// state as Raft restores the snapshot and re-applies the log. reg may be
-// nil (no metrics).
+// state as Raft restores the snapshot (already inside Open) and re-applies
+// the log (once leader), so it must be usable before Open is called; after
+// the first Ready it holds everything committed. reg may be nil (no
+// metrics).
 func Open(cfg Config, logger *slog.Logger, a Applier, reg prometheus.Registerer) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
