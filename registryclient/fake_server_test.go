@@ -89,7 +89,7 @@ func startFakeOn(t testing.TB, hl, gl net.Listener, batchBeat bool) *fakeServer 
 		conns: map[string]*fakeConn{}, regs: map[string]map[ServiceRef][]wire.Instance{},
 		subs: map[ServiceRef]map[string]bool{}, kept: map[ServiceRef]map[string]wire.Instance{},
 		beatCount: map[string]int{}, counts: map[string]int{}, refTime: time.Now().UnixMilli()}
-	f.gs = grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20), grpc.MaxSendMsgSize(64 << 20))
+	f.gs = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	wire.RegisterRequestServer(f.gs, f)
 	wire.RegisterBiRequestStreamServer(f.gs, f)
 	go f.gs.Serve(gl)
@@ -258,8 +258,12 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 		resp = wire.NewErrorResponse(wire.CodeNoHandler, "no handler for "+m.TypeName())
 	}
 	f.mu.Unlock()
+	done := map[ServiceRef]bool{}
 	for _, s := range pushes {
-		f.push(s)
+		if !done[s] {
+			done[s] = true
+			f.push(s)
+		}
 	}
 	return f.encode(resp), nil
 }
@@ -280,6 +284,10 @@ func (f *fakeServer) infoLocked(svc ServiceRef) ServiceInfo {
 // push sends svc's state to its subscribers.
 func (f *fakeServer) push(svc ServiceRef) {
 	f.mu.Lock()
+	if len(f.subs[svc]) == 0 {
+		f.mu.Unlock()
+		return
+	}
 	info := f.infoLocked(svc)
 	var cs []*fakeConn
 	for id := range f.subs[svc] {
