@@ -3,11 +3,11 @@ package registryclient
 import (
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"net"
-	"net/http"
 )
 
 type textServer struct{ hs *http.Server }
