@@ -1,0 +1,197 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/ferrysync/ferry/registry-server/naming"
+	"github.com/ferrysync/ferry/wire"
+)
+
+// errorCodes maps domain errors to Nacos error codes: the one table of
+// this API (first match wins).
+var errorCodes = []struct {
+	err  error
+	code int
+}{
+	{naming.ErrInvalidParam, wire.CodeInvalidParam},
+	{naming.ErrEphemeralMismatch, wire.CodeInvalidParam},
+	{naming.ErrLimitExceeded, wire.CodeInvalidParam},
+	{ErrPersistentNoHub, wire.CodeServerError},
+	{context.DeadlineExceeded, wire.CodeServerError},
+}
+
+// ErrorCode is the Nacos errorCode for err (500 when unmapped).
+func ErrorCode(err error) int {
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return e.code
+		}
+	}
+	return wire.CodeServerError
+}
+
+func (s *Server) registerNamingHandlers() {
+	s.handlers[wire.TypeHealthCheckRequest] = func(context.Context, *Conn, wire.Request) (wire.Response, error) {
+		return &wire.HealthCheckResponse{}, nil
+	}
+	s.handlers[wire.TypeInstanceRequest] = s.handleInstance
+	s.handlers[wire.TypeBatchInstanceRequest] = s.handleBatchInstance
+	s.handlers[wire.TypePersistentInstanceRequest] = s.handlePersistentInstance
+	s.handlers[wire.TypeServiceQueryRequest] = s.handleServiceQuery
+	s.handlers[wire.TypeServiceListRequest] = s.handleServiceList
+	s.handlers[wire.TypeSubscribeServiceRequest] = s.handleSubscribe
+	s.handlers[wire.TypeFerryBatchBeatRequest] = s.handleBatchBeat
+}
+
+func keyOf(h *wire.NamingHeader) naming.ServiceKey {
+	return naming.ServiceKey{Namespace: h.Namespace, Group: h.GroupName, Name: h.ServiceName}
+}
+
+// registered runs a registration for connection c and undoes it if c closed
+// meanwhile (its DropClient may have run before the registration landed).
+func (s *Server) registered(c *Conn, err error) error {
+	if err == nil && c.closed.Load() {
+		s.reg.DropClient(c.ID)
+		return ErrNotConnected
+	}
+	return err
+}
+
+func (s *Server) handleInstance(_ context.Context, c *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.InstanceRequest)
+	resp := &wire.InstanceResponse{Type: req.Type}
+	k := keyOf(&req.NamingHeader)
+	switch req.Type {
+	case wire.RegisterInstance:
+		return resp, s.registered(c, s.reg.Register(c.ID, k, fromWireInstance(req.Instance)))
+	case wire.DeregisterInstance:
+		return resp, s.reg.Deregister(c.ID, k)
+	}
+	return resp, fmt.Errorf("%w: InstanceRequest type %q", naming.ErrInvalidParam, req.Type)
+}
+
+func (s *Server) handleBatchInstance(_ context.Context, c *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.BatchInstanceRequest)
+	resp := &wire.BatchInstanceResponse{Type: req.Type}
+	if req.Type != wire.BatchRegisterInstance {
+		return resp, fmt.Errorf("%w: BatchInstanceRequest type %q", naming.ErrInvalidParam, req.Type)
+	}
+	insts := make([]naming.Instance, len(req.Instances))
+	for i, in := range req.Instances {
+		if !in.Ephemeral {
+			return resp, fmt.Errorf("%w: batch registration of a persistent instance", naming.ErrInvalidParam)
+		}
+		insts[i] = fromWireInstance(in)
+	}
+	k := keyOf(&req.NamingHeader)
+	if len(insts) == 0 {
+		// The Java client's batch deregister of the last instance.
+		return resp, s.reg.Deregister(c.ID, k)
+	}
+	return resp, s.registered(c, s.reg.Register(c.ID, k, insts...))
+}
+
+func (s *Server) handlePersistentInstance(ctx context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.PersistentInstanceRequest)
+	resp := &wire.InstanceResponse{Type: req.Type}
+	if s.store == nil {
+		return resp, ErrPersistentNoHub
+	}
+	k := keyOf(&req.NamingHeader)
+	in := fromWireInstance(req.Instance)
+	in.Ephemeral = false
+	switch req.Type {
+	case wire.RegisterInstance:
+		return resp, s.store.RegisterPersistent(ctx, k, in)
+	case wire.DeregisterInstance:
+		cl := in.Cluster
+		if cl == "" {
+			cl = naming.DefaultCluster
+		}
+		return resp, s.store.DeregisterPersistent(ctx, k, naming.Addr{IP: in.IP, Port: in.Port, Cluster: cl})
+	}
+	return resp, fmt.Errorf("%w: PersistentInstanceRequest type %q", naming.ErrInvalidParam, req.Type)
+}
+
+func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.ServiceQueryRequest)
+	resp := &wire.QueryServiceResponse{}
+	info, err := s.reg.Select(keyOf(&req.NamingHeader), splitClusters(req.Cluster), req.HealthyOnly)
+	if err != nil {
+		return resp, err
+	}
+	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
+	resp.ServiceInfo.Clusters = req.Cluster
+	return resp, nil
+}
+
+func (s *Server) handleServiceList(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.ServiceListRequest)
+	resp := &wire.ServiceListResponse{ServiceNames: []string{}}
+	resp.Count, resp.ServiceNames = s.reg.ListServices(req.Namespace, req.GroupName, req.PageNo, req.PageSize)
+	return resp, nil
+}
+
+func (s *Server) handleSubscribe(_ context.Context, c *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.SubscribeServiceRequest)
+	resp := &wire.SubscribeServiceResponse{}
+	k := keyOf(&req.NamingHeader)
+	if !req.Subscribe {
+		return resp, s.reg.Unsubscribe(c.ID, k)
+	}
+	if err := s.registered(c, s.reg.Subscribe(c.ID, k, req.Clusters)); err != nil {
+		return resp, err
+	}
+	info, err := s.reg.Select(k, splitClusters(req.Clusters), false)
+	if err != nil {
+		return resp, err
+	}
+	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
+	resp.ServiceInfo.Clusters = req.Clusters
+	resp.ResponseHeader = wire.Okay()
+	resp.Message = "success"
+	// Nacos pushes to the new subscriber alone after the push delay.
+	s.push.schedule(pushKey{svc: info.Key, client: c.ID}, s.cfg.PushDelay, s.now())
+	return resp, nil
+}
+
+// handleBatchBeat answers Ferry's merged beat. On one node every item is
+// local: ok, unknown (or registered when asked), or invalid.
+func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.FerryBatchBeatRequest)
+	resp := &wire.FerryBatchBeatResponse{ClientBeatInterval: s.reg.Config().BeatInterval.Milliseconds(),
+		Results: make([]wire.BeatResult, len(req.Beats))}
+	items := make([]naming.BeatRequest, len(req.Beats))
+	for i, b := range req.Beats {
+		items[i] = naming.BeatRequest{Key: naming.ServiceKey{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName},
+			Instance: fromWireInstance(b.Instance)}
+	}
+	out := s.reg.BeatMany(items, req.RegisterIfUnknown)
+	var ok, unknown, invalid float64
+	for i, o := range out {
+		switch {
+		case o.Err != nil:
+			resp.Results[i] = wire.BeatResult{Status: wire.BeatInvalid, Message: o.Err.Error()}
+			invalid++
+		case o.Status == naming.BeatUnknown:
+			resp.Results[i] = wire.BeatResult{Status: wire.BeatUnknown}
+			unknown++
+		default:
+			resp.Results[i] = wire.BeatResult{Status: wire.BeatOK}
+			ok++
+		}
+	}
+	s.met.beats.WithLabelValues(wire.BeatOK).Add(ok)
+	s.met.beats.WithLabelValues(wire.BeatUnknown).Add(unknown)
+	s.met.beats.WithLabelValues(wire.BeatInvalid).Add(invalid)
+	return resp, nil
+}
+
+// RedirectAddr renders a peer's main-port address for BeatResult.Redirect.
+func RedirectAddr(host string, mainPort int) string {
+	return net.JoinHostPort(host, strconv.Itoa(mainPort))
+}

@@ -1,0 +1,48 @@
+package grpcapi
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics of the gRPC API, registered on the registerer given to New.
+type metrics struct {
+	requests    *prometheus.CounterVec   // by type and result code
+	latency     *prometheus.HistogramVec // by type
+	connections prometheus.Gauge
+	pushes      *prometheus.CounterVec // by result: ok, fail, timeout, busy
+	pushLatency prometheus.Histogram   // change → ack
+	beats       *prometheus.CounterVec // by status
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry_grpc", Name: "requests_total",
+			Help: "gRPC requests handled, by request type and result code.",
+		}, []string{"type", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "ferry", Subsystem: "registry_grpc", Name: "request_seconds",
+			Help:    "gRPC request handling latency, by request type.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
+		}, []string{"type"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ferry", Subsystem: "registry_grpc", Name: "connections",
+			Help: "Live gRPC transports.",
+		}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry", Name: "pushes_total",
+			Help: "NotifySubscriberRequest pushes, by result (ok, fail, timeout, busy).",
+		}, []string{"result"}),
+		pushLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "ferry", Subsystem: "registry", Name: "push_latency_seconds",
+			Help:    "From the first change of a merged push to the subscriber's ack.",
+			Buckets: []float64{.1, .25, .5, .55, .6, .7, .8, 1, 1.5, 2, 5, 10},
+		}),
+		beats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry", Name: "batch_beats_total",
+			Help: "Instance beats received through FerryBatchBeatRequest, by status.",
+		}, []string{"status"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency, m.connections, m.pushes, m.pushLatency, m.beats)
+	}
+	return m
+}

@@ -1,0 +1,583 @@
+// Package grpcapi is the registry's Nacos 2.x gRPC API on main port + 1000:
+// the unary Request service, the bi-stream, connection identity and
+// lifetime, idle detection, merged pushes, and the request handlers of the
+// naming module and of Ferry's batch beat. Other modules (config) plug their
+// handlers in with Handle.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferrysync/ferry/registry-server/naming"
+	"github.com/ferrysync/ferry/wire"
+)
+
+// HandlerFunc answers one request on a registered connection. It returns
+// the request's own response type. On a business error it returns that
+// (possibly empty) typed response together with the error: the server sets
+// resultCode 500 and the errorCode of ErrorCode(err) on it. It must not
+// return an ErrorResponse: the Go SDK takes that for a dead server.
+type HandlerFunc func(ctx context.Context, c *Conn, req wire.Request) (wire.Response, error)
+
+// PersistentStore is the Raft store's write side, used by
+// PersistentInstanceRequest. Without one those requests fail with a typed
+// 500 (and the server does not advertise supportPersistentInstanceByGrpc,
+// so Java clients use HTTP).
+type PersistentStore interface {
+	RegisterPersistent(ctx context.Context, key naming.ServiceKey, inst naming.Instance) error
+	DeregisterPersistent(ctx context.Context, key naming.ServiceKey, a naming.Addr) error
+}
+
+// Errors of the server.
+var (
+	ErrStopped         = errors.New("grpcapi: server stopped")
+	ErrNotConnected    = errors.New("grpcapi: connection not registered")
+	ErrTimeout         = errors.New("grpcapi: client did not answer in time")
+	ErrBusy            = errors.New("grpcapi: connection send queue full")
+	ErrTooManyConns    = errors.New("grpcapi: too many connections")
+	ErrPersistentNoHub = errors.New("grpcapi: persistent instances are not served by this node")
+)
+
+// Server is the gRPC API. New validates, Start listens and returns, Stop
+// closes everything (idempotent).
+type Server struct {
+	cfg      Config
+	reg      *naming.Registry
+	log      *slog.Logger
+	met      *metrics
+	codec    *wire.Codec
+	handlers map[string]HandlerFunc // written before Start only
+	store    PersistentStore
+	now      func() time.Time
+
+	grpc *grpc.Server
+	lis  net.Listener
+
+	mu    sync.Mutex // guards conns
+	conns map[string]*Conn
+
+	pendMu  sync.Mutex // guards pending
+	pending map[string]chan wire.Response
+	nextID  atomic.Uint64
+
+	push *pusher
+
+	started  atomic.Bool
+	stopOnce sync.Once
+	stopped  chan struct{}
+	wg       sync.WaitGroup
+}
+
+type connKey struct{}
+
+// New builds a server over reg. logger and registerer may be nil.
+func New(cfg Config, reg *naming.Registry, logger *slog.Logger, registerer prometheus.Registerer) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		return nil, fmt.Errorf("%w: nil registry", ErrConfig)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		reg:      reg,
+		log:      logger.With("subsystem", "grpcapi"),
+		met:      newMetrics(registerer),
+		codec:    wire.NewCodec(cfg.MaxMessageBytes),
+		handlers: map[string]HandlerFunc{},
+		now:      time.Now,
+		conns:    map[string]*Conn{},
+		pending:  map[string]chan wire.Response{},
+		stopped:  make(chan struct{}),
+	}
+	s.push = newPusher(s)
+	s.registerNamingHandlers()
+	return s, nil
+}
+
+// Handle plugs a handler for a request type in (replacing any). Call
+// before Start. factory builds an empty request of that type for decoding
+// when the type is not one of wire's own.
+func (s *Server) Handle(typeName string, factory func() wire.Message, h HandlerFunc) {
+	if s.started.Load() {
+		panic("grpcapi: Handle after Start")
+	}
+	if factory != nil && !s.codec.Known(typeName) {
+		s.codec.Register(typeName, factory)
+	}
+	s.handlers[typeName] = h
+}
+
+// SetPersistentStore sets the Raft store's write side. Call before Start.
+func (s *Server) SetPersistentStore(ps PersistentStore) { s.store = ps }
+
+// Start listens on cfg.Addr and serves in the background.
+func (s *Server) Start() error {
+	lis, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("grpcapi: listen %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(lis)
+}
+
+// Serve serves on lis in the background (tests hand in their own listener).
+func (s *Server) Serve(lis net.Listener) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("grpcapi: already started")
+	}
+	s.lis = lis
+	s.grpc = grpc.NewServer(
+		grpc.StatsHandler(&connTagger{s: s}),
+		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTimeout}),
+	)
+	wire.RegisterRequestServer(s.grpc, (*requestService)(s))
+	wire.RegisterBiRequestStreamServer(s.grpc, (*biStreamService)(s))
+	s.reg.OnChange(s.push.serviceChanged)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("grpc serve", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.ejectLoop()
+	}()
+	s.log.Info("gRPC API listening", "addr", lis.Addr().String())
+	return nil
+}
+
+// Addr is the listen address (after Start).
+func (s *Server) Addr() net.Addr {
+	if s.lis == nil {
+		return nil
+	}
+	return s.lis.Addr()
+}
+
+// Stop closes the listener and every connection, waiting at most until ctx
+// ends for in-flight calls (then it cuts them). Idempotent.
+func (s *Server) Stop(ctx context.Context) {
+	s.stopOnce.Do(func() {
+		close(s.stopped)
+		s.push.stop()
+		if s.grpc != nil {
+			done := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(done) }()
+			// Bi-streams never end by themselves: close them first.
+			s.mu.Lock()
+			for _, c := range s.conns {
+				s.closeConnLocked(c)
+			}
+			s.mu.Unlock()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				s.grpc.Stop()
+				<-done
+			}
+		}
+		s.wg.Wait()
+	})
+}
+
+// Connections lists live connections.
+func (s *Server) Connections() []ConnInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ConnInfo, 0, len(s.conns))
+	for _, c := range s.conns {
+		out = append(out, c.info())
+	}
+	return out
+}
+
+func (s *Server) conn(id string) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
+// closeConn unregisters a connection: its bi-stream ends (the client
+// reconnects), its instances and subscriptions are dropped. The transport
+// itself closes when the client leaves it or keepalive finds it dead.
+func (s *Server) closeConn(c *Conn) {
+	s.mu.Lock()
+	s.closeConnLocked(c)
+	s.mu.Unlock()
+}
+
+func (s *Server) closeConnLocked(c *Conn) {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	stop := c.stopStream
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.reg.DropClient(c.ID)
+}
+
+// ResetConnection asks a client to reconnect with ConnectResetRequest, to
+// serverIP:serverPort (main port) when given. It waits for the answer.
+func (s *Server) ResetConnection(ctx context.Context, connID, serverIP string, serverPort int) error {
+	c := s.conn(connID)
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrNotConnected, connID)
+	}
+	req := &wire.ConnectResetRequest{ServerIP: serverIP, ConnectionID: connID}
+	if serverPort > 0 {
+		req.ServerPort = strconv.Itoa(serverPort)
+	}
+	_, err := s.call(ctx, c, req, 3*time.Second)
+	return err
+}
+
+// call sends a server→client request on c's bi-stream and waits for the
+// response with the same requestId. Responses are judged by resultCode.
+func (s *Server) call(ctx context.Context, c *Conn, req wire.Request, timeout time.Duration) (wire.Response, error) {
+	id := strconv.FormatUint(s.nextID.Add(1), 10)
+	req.Header().RequestID = id
+	p, err := s.codec.Encode(req)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan wire.Response, 1)
+	key := c.ID + "/" + id
+	s.pendMu.Lock()
+	s.pending[key] = ch
+	s.pendMu.Unlock()
+	defer func() {
+		s.pendMu.Lock()
+		delete(s.pending, key)
+		s.pendMu.Unlock()
+	}()
+	if !c.enqueue(p) {
+		if c.closed.Load() {
+			return nil, ErrNotConnected
+		}
+		return nil, ErrBusy
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case resp := <-ch:
+		if !resp.Result().OK() {
+			return resp, fmt.Errorf("grpcapi: client answered %s %d/%d: %s", resp.TypeName(),
+				resp.Result().ResultCode, resp.Result().ErrorCode, resp.Result().Message)
+		}
+		return resp, nil
+	case <-t.C:
+		return nil, ErrTimeout
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.stopped:
+		return nil, ErrStopped
+	}
+}
+
+func (s *Server) deliver(c *Conn, resp wire.Response) {
+	key := c.ID + "/" + resp.Result().RequestID
+	s.pendMu.Lock()
+	ch := s.pending[key]
+	s.pendMu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- resp:
+		default:
+		}
+	}
+}
+
+// ejectLoop probes idle connections with ClientDetectionRequest and closes
+// those that do not answer (Nacos' NacosRuntimeConnectionEjector).
+func (s *Server) ejectLoop() {
+	t := time.NewTicker(s.cfg.EjectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopped:
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		s.mu.Lock()
+		var idle []*Conn
+		for _, c := range s.conns {
+			if c.Registered() && now.Sub(time.Unix(0, c.lastActive.Load())) >= s.cfg.IdleTimeout && !c.detecting.Load() {
+				idle = append(idle, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range idle {
+			c.detecting.Store(true)
+			s.wg.Add(1)
+			go func(c *Conn) {
+				defer s.wg.Done()
+				defer c.detecting.Store(false)
+				_, err := s.call(context.Background(), c, &wire.ClientDetectionRequest{}, s.cfg.DetectTimeout)
+				if err == nil {
+					c.touch(s.now())
+					return
+				}
+				if errors.Is(err, ErrStopped) {
+					return
+				}
+				s.log.Info("closing unresponsive connection", "conn", c.ID, "err", err)
+				s.closeConn(c)
+			}(c)
+		}
+	}
+}
+
+// connTagger gives each transport its Nacos connection id and drops the
+// connection's client when the transport ends.
+type connTagger struct{ s *Server }
+
+func (t *connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (t *connTagger) HandleRPC(context.Context, stats.RPCStats)                       {}
+
+func (t *connTagger) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	now := t.s.now()
+	host, port := "", ""
+	if info.RemoteAddr != nil {
+		host, port, _ = net.SplitHostPort(info.RemoteAddr.String())
+	}
+	id := strconv.FormatInt(now.UnixMilli(), 10) + "_" + host + "_" + port
+	c := &Conn{ID: id, createdAt: now}
+	if info.RemoteAddr != nil {
+		c.RemoteAddr = info.RemoteAddr.String()
+	}
+	c.touch(now)
+	t.s.mu.Lock()
+	t.s.conns[id] = c
+	t.s.mu.Unlock()
+	t.s.met.connections.Inc()
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+func (t *connTagger) HandleConn(ctx context.Context, st stats.ConnStats) {
+	if _, ok := st.(*stats.ConnEnd); !ok {
+		return
+	}
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	if c == nil {
+		return
+	}
+	t.s.mu.Lock()
+	delete(t.s.conns, c.ID)
+	t.s.closeConnLocked(c)
+	t.s.mu.Unlock()
+	t.s.met.connections.Dec()
+}
+
+func connFrom(ctx context.Context) *Conn {
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	return c
+}
+
+// requestService serves /Request/request.
+type requestService Server
+
+func (rs *requestService) Request(ctx context.Context, p *wire.Payload) (*wire.Payload, error) {
+	s := (*Server)(rs)
+	start := time.Now()
+	typ := p.GetMetadata().GetType()
+	resp := s.handleUnary(ctx, p)
+	if resp == nil {
+		s.met.requests.WithLabelValues(wire.TypeServerCheckRequest, "exhausted").Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "%v: max %d", ErrTooManyConns, s.cfg.MaxConnections)
+	}
+	out, err := s.codec.Encode(resp)
+	if err != nil {
+		s.log.Error("encode response", "type", resp.TypeName(), "err", err)
+		out, _ = s.codec.Encode(wire.NewErrorResponse(wire.CodeServerError, "response too large"))
+	}
+	label := typ
+	if !s.codec.Known(typ) {
+		label = "unknown"
+	}
+	s.met.requests.WithLabelValues(label, strconv.Itoa(resp.Result().ErrorCode)).Inc()
+	s.met.latency.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	return out, nil
+}
+
+func (s *Server) handleUnary(ctx context.Context, p *wire.Payload) wire.Response {
+	c := connFrom(ctx)
+	typ := p.GetMetadata().GetType()
+	if c == nil {
+		return wire.NewErrorResponse(wire.CodeServerError, "no connection")
+	}
+	if typ == wire.TypeServerCheckRequest {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n > s.cfg.MaxConnections {
+			// nil → a gRPC RESOURCE_EXHAUSTED error, not an ErrorResponse: the
+			// SDK's server check fails at once and it tries another server.
+			return nil
+		}
+		c.touch(s.now())
+		r := &wire.ServerCheckResponse{ResponseHeader: wire.Okay(), ConnectionID: c.ID, FerryBatchBeat: true}
+		return r
+	}
+	h := s.handlers[typ]
+	if h == nil {
+		return wire.NewErrorResponse(wire.CodeNoHandler, "RequestHandler Not Found")
+	}
+	if !c.Registered() {
+		return wire.NewErrorResponse(wire.CodeUnregister, "Connection is unregistered.")
+	}
+	if hs := p.GetMetadata().GetHeaders(); len(hs) > 0 {
+		n := 0
+		for k, v := range hs {
+			n += len(k) + len(v)
+		}
+		if n > s.cfg.MaxHeaderBytes {
+			return wire.NewErrorResponse(wire.CodeBadGateway, fmt.Sprintf("headers are %d bytes (max %d)", n, s.cfg.MaxHeaderBytes))
+		}
+	}
+	m, err := s.codec.Decode(p)
+	if err != nil {
+		return wire.NewErrorResponse(wire.CodeBadGateway, err.Error())
+	}
+	req, ok := m.(wire.Request)
+	if !ok {
+		return wire.NewErrorResponse(wire.CodeBadGateway, typ+" is not a request")
+	}
+	c.touch(s.now())
+	resp, herr := safeCall(ctx, h, c, req)
+	if resp == nil {
+		resp = wire.NewErrorResponse(wire.CodeServerError, "handler returned no response")
+		if herr != nil {
+			resp.Result().Message = herr.Error()
+		}
+		return resp
+	}
+	if herr != nil {
+		resp.Result().SetError(ErrorCode(herr), herr.Error())
+	} else if resp.Result().ResultCode == 0 {
+		*resp.Result() = wire.Okay()
+	}
+	resp.Result().RequestID = req.Header().RequestID
+	return resp
+}
+
+func safeCall(ctx context.Context, h HandlerFunc, c *Conn, req wire.Request) (resp wire.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, fmt.Errorf("grpcapi: handler panic: %v", r)
+		}
+	}()
+	return h(ctx, c, req)
+}
+
+// biStreamService serves /BiRequestStream/requestBiStream.
+type biStreamService Server
+
+func (bs *biStreamService) RequestBiStream(stream wire.BiRequestStream_RequestBiStreamServer) error {
+	s := (*Server)(bs)
+	c := connFrom(stream.Context())
+	if c == nil {
+		return status.Error(codes.Internal, "no connection")
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	out := make(chan *wire.Payload, s.cfg.SendQueue)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case p := <-out:
+				if err := stream.Send(p); err != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			p, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			s.onStreamMessage(c, p, out, cancel)
+		}
+	}()
+	select {
+	case <-ctx.Done():
+	case <-recvErr:
+	case <-s.stopped:
+	}
+	cancel()
+	<-writerDone
+	// Nacos unregisters the connection when its bi-stream ends.
+	s.closeConn(c)
+	return nil
+}
+
+func (s *Server) onStreamMessage(c *Conn, p *wire.Payload, out chan *wire.Payload, cancel context.CancelFunc) {
+	m, err := s.codec.Decode(p)
+	if err != nil {
+		s.log.Debug("bad bi-stream message", "conn", c.ID, "err", err)
+		return
+	}
+	switch msg := m.(type) {
+	case *wire.ConnectionSetupRequest:
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		c.mu.Lock()
+		c.clientIP = p.GetMetadata().GetClientIp()
+		c.clientVersion = msg.ClientVersion
+		c.labels = msg.Labels
+		c.out = out
+		c.stopStream = cancel
+		c.registered = n <= s.cfg.MaxConnections && !c.closed.Load()
+		ok := c.registered
+		c.mu.Unlock()
+		c.touch(s.now())
+		if !ok {
+			// Over the limit: tell the client to go elsewhere, then end the stream.
+			if rp, err := s.codec.Encode(&wire.ConnectResetRequest{}); err == nil {
+				c.enqueue(rp)
+			}
+			s.log.Warn("connection refused at setup", "conn", c.ID, "err", ErrTooManyConns)
+			time.AfterFunc(100*time.Millisecond, cancel)
+		}
+	case wire.Response:
+		c.touch(s.now())
+		s.deliver(c, msg)
+	default:
+		s.log.Debug("unexpected bi-stream message", "conn", c.ID, "type", m.TypeName())
+	}
+}

@@ -1,0 +1,493 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferrysync/ferry/registry-server/naming"
+	"github.com/ferrysync/ferry/wire"
+)
+
+// tWriter routes logs to t.Log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func startServer(t testing.TB, mod func(*Config)) (*Server, *naming.Registry) {
+	t.Helper()
+	reg := naming.NewRegistry(naming.DefaultConfig(), nil)
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.PushDelay = 50 * time.Millisecond
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(cfg, reg, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Stop(ctx)
+	})
+	return s, reg
+}
+
+// rawClient speaks the protocol with wire directly, like the SDK does.
+type rawClient struct {
+	t      testing.TB
+	cc     *grpc.ClientConn
+	req    wire.RequestClient
+	stream wire.BiRequestStream_RequestBiStreamClient
+	connID string
+	pushes chan *wire.NotifySubscriberRequest
+	ack    atomic.Bool // answer pushes and detections
+	detect atomic.Int32
+	resets chan *wire.ConnectResetRequest
+	cancel context.CancelFunc
+}
+
+func dialRaw(t testing.TB, addr string, setup bool) *rawClient {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	c := &rawClient{t: t, cc: cc, req: wire.NewRequestClient(cc), pushes: make(chan *wire.NotifySubscriberRequest, 100),
+		resets: make(chan *wire.ConnectResetRequest, 10)}
+	c.ack.Store(true)
+	resp, err := c.call(&wire.ServerCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := resp.(*wire.ServerCheckResponse)
+	if !sc.OK() || sc.ConnectionID == "" || !sc.FerryBatchBeat || sc.SupportAbilityNegotiation {
+		t.Fatalf("server check: %+v", sc)
+	}
+	c.connID = sc.ConnectionID
+	if !setup {
+		return c
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	t.Cleanup(cancel)
+	c.stream, err = wire.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(&wire.ConnectionSetupRequest{ClientVersion: "test", Labels: map[string]string{"module": "naming"}})
+	go c.readLoop()
+	// Setup is fire-and-forget: wait until the server took it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := c.call(&wire.HealthCheckRequest{})
+		if err == nil && r.Result().OK() {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("setup never registered: %v %+v", err, r)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *rawClient) send(m wire.Message) {
+	p, err := wire.Encode(m)
+	if err != nil {
+		c.t.Error(err)
+		return
+	}
+	_ = c.stream.Send(p)
+}
+
+func (c *rawClient) readLoop() {
+	for {
+		p, err := c.stream.Recv()
+		if err != nil {
+			return
+		}
+		m, err := wire.Decode(p)
+		if err != nil {
+			c.t.Errorf("server sent undecodable %s: %v", p.GetMetadata().GetType(), err)
+			continue
+		}
+		switch r := m.(type) {
+		case *wire.NotifySubscriberRequest:
+			c.pushes <- r
+			if c.ack.Load() {
+				c.send(&wire.NotifySubscriberResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
+			}
+		case *wire.ClientDetectionRequest:
+			c.detect.Add(1)
+			if c.ack.Load() {
+				// The Go SDK answers success:false, resultCode 200.
+				c.send(&wire.ClientDetectionResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
+			}
+		case *wire.ConnectResetRequest:
+			c.resets <- r
+			c.send(&wire.ConnectResetResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
+		}
+	}
+}
+
+func (c *rawClient) call(m wire.Message) (wire.Response, error) {
+	p, err := wire.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := c.req.Request(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	r, err := wire.Decode(out)
+	if err != nil {
+		return nil, err
+	}
+	return r.(wire.Response), nil
+}
+
+func (c *rawClient) mustCall(m wire.Message) wire.Response {
+	c.t.Helper()
+	r, err := c.call(m)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+func nh(svc string) wire.NamingHeader {
+	return wire.NamingHeader{Namespace: "public", GroupName: "DEFAULT_GROUP", ServiceName: svc}
+}
+
+func winst(ip string, port int) wire.Instance {
+	return wire.Instance{IP: ip, Port: port, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestConnectionLevelErrors(t *testing.T) {
+	s, _ := startServer(t, nil)
+	c := dialRaw(t, s.Addr().String(), false)
+	// Unknown type → ErrorResponse 302, before the registration check.
+	p := &wire.Payload{Metadata: &wire.Metadata{Type: "NoSuchRequest"}}
+	out, err := c.req.Request(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := wire.Decode(out)
+	if e, ok := m.(*wire.ErrorResponse); !ok || e.ErrorCode != wire.CodeNoHandler || e.Success {
+		t.Fatalf("unknown type: %+v", m)
+	}
+	// Known type on an unregistered connection → 301.
+	r := c.mustCall(&wire.InstanceRequest{NamingHeader: nh("demo"), Type: wire.RegisterInstance, Instance: winst("1.1.1.1", 1)})
+	if e, ok := r.(*wire.ErrorResponse); !ok || e.ErrorCode != wire.CodeUnregister {
+		t.Fatalf("unregistered: %+v", r)
+	}
+}
+
+func TestRegisterQueryAndTypedErrors(t *testing.T) {
+	s, reg := startServer(t, nil)
+	c := dialRaw(t, s.Addr().String(), true)
+	r := c.mustCall(&wire.InstanceRequest{NamingHeader: nh("demo"), Type: wire.RegisterInstance, Instance: winst("10.0.0.1", 8080)})
+	if ir, ok := r.(*wire.InstanceResponse); !ok || !ir.OK() || !ir.Success || ir.Type != wire.RegisterInstance {
+		t.Fatalf("register: %+v", r)
+	}
+	r = c.mustCall(&wire.BatchInstanceRequest{NamingHeader: nh("batch"), Type: wire.BatchRegisterInstance,
+		Instances: []wire.Instance{winst("10.0.0.1", 1), winst("10.0.0.2", 1)}})
+	if !r.Result().OK() {
+		t.Fatalf("batch: %+v", r)
+	}
+	r = c.mustCall(&wire.ServiceQueryRequest{NamingHeader: nh("batch")})
+	q := r.(*wire.QueryServiceResponse)
+	if len(q.ServiceInfo.Hosts) != 2 || q.ServiceInfo.Name != "batch" || q.ServiceInfo.GroupName != "DEFAULT_GROUP" ||
+		q.ServiceInfo.Hosts[0].ServiceName != "DEFAULT_GROUP@@batch" || q.ServiceInfo.Hosts[0].ClusterName != "DEFAULT" ||
+		q.ServiceInfo.Hosts[0].InstanceHeartBeatTimeOut != 15000 || q.ServiceInfo.CacheMillis != 10000 || !q.ServiceInfo.Valid {
+		t.Fatalf("query: %+v", q.ServiceInfo)
+	}
+	r = c.mustCall(&wire.ServiceListRequest{NamingHeader: nh(""), PageNo: 1, PageSize: 10})
+	if l := r.(*wire.ServiceListResponse); l.Count != 2 || len(l.ServiceNames) != 2 || l.ServiceNames[0] != "batch" {
+		t.Fatalf("list: %+v", l)
+	}
+	// Business errors: the typed response with resultCode 500, never ErrorResponse.
+	for _, bad := range []wire.Message{
+		&wire.InstanceRequest{NamingHeader: nh("demo"), Type: wire.RegisterInstance, Instance: winst("", 1)},
+		&wire.InstanceRequest{NamingHeader: nh("demo"), Type: wire.RegisterInstance, Instance: winst("1.1.1.1", -1)},
+		&wire.InstanceRequest{NamingHeader: nh(""), Type: wire.RegisterInstance, Instance: winst("1.1.1.1", 1)},
+		&wire.InstanceRequest{NamingHeader: nh("demo"), Type: "bogus", Instance: winst("1.1.1.1", 1)},
+		&wire.BatchInstanceRequest{NamingHeader: nh("demo"), Type: wire.RegisterInstance},
+		&wire.ServiceQueryRequest{NamingHeader: nh("")},
+		&wire.PersistentInstanceRequest{NamingHeader: nh("demo"), Type: wire.RegisterInstance, Instance: winst("1.1.1.1", 1)},
+	} {
+		r := c.mustCall(bad)
+		if _, isErr := r.(*wire.ErrorResponse); isErr || r.Result().ResultCode != 500 || r.Result().Success || r.Result().Message == "" {
+			t.Errorf("%s: %T %+v", bad.TypeName(), r, r.Result())
+		}
+	}
+	// Malformed JSON → ErrorResponse 502; nothing registered is lost.
+	out, err := c.req.Request(context.Background(), &wire.Payload{Metadata: &wire.Metadata{Type: wire.TypeInstanceRequest},
+		Body: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := wire.Decode(out)
+	if m.(wire.Response).Result().ResultCode != 500 {
+		t.Fatalf("empty instance: %+v", m)
+	}
+	p, _ := wire.Encode(&wire.HealthCheckRequest{})
+	p.Body.Value = []byte(`{"module":`)
+	p.Metadata.Type = wire.TypeInstanceRequest
+	out, _ = c.req.Request(context.Background(), p)
+	m, _ = wire.Decode(out)
+	if e, ok := m.(*wire.ErrorResponse); !ok || e.ErrorCode != wire.CodeBadGateway {
+		t.Fatalf("malformed: %+v", m)
+	}
+	// Oversized headers.
+	p, _ = wire.Encode(&wire.HealthCheckRequest{})
+	p.Metadata.Headers = map[string]string{"x": strings.Repeat("y", 20<<10)}
+	out, _ = c.req.Request(context.Background(), p)
+	m, _ = wire.Decode(out)
+	if e, ok := m.(*wire.ErrorResponse); !ok || e.ErrorCode != wire.CodeBadGateway {
+		t.Fatalf("big headers: %+v", m)
+	}
+	if si, _ := reg.Select(naming.ServiceKey{Name: "batch"}, nil, false); len(si.Hosts) != 2 {
+		t.Fatalf("lost instances: %+v", si.Hosts)
+	}
+	// A closed client's instances vanish.
+	c.cc.Close()
+	waitFor(t, "instances dropped", func() bool {
+		si, _ := reg.Select(naming.ServiceKey{Name: "batch"}, nil, false)
+		return len(si.Hosts) == 0
+	})
+}
+
+func TestSubscribePushAndRetry(t *testing.T) {
+	s, _ := startServer(t, func(c *Config) { c.PushRetryDelay = 50 * time.Millisecond; c.PushTimeout = 200 * time.Millisecond })
+	sub := dialRaw(t, s.Addr().String(), true)
+	pub := dialRaw(t, s.Addr().String(), true)
+	r := sub.mustCall(&wire.SubscribeServiceRequest{NamingHeader: nh("demo"), Subscribe: true})
+	sr := r.(*wire.SubscribeServiceResponse)
+	if !sr.OK() || sr.Message != "success" || len(sr.ServiceInfo.Hosts) != 0 {
+		t.Fatalf("subscribe: %+v", sr)
+	}
+	// The new subscriber gets its own push after the delay.
+	first := <-sub.pushes
+	if first.ServiceInfo.Name != "demo" || first.RequestID == "" {
+		t.Fatalf("first push: %+v", first)
+	}
+	last := first.ServiceInfo.LastRefTime
+	// A burst of changes is merged into one push.
+	for i := 1; i <= 5; i++ {
+		pub.mustCall(&wire.InstanceRequest{NamingHeader: nh("demo"), Type: wire.RegisterInstance, Instance: winst("10.0.0.1", i)})
+	}
+	var got *wire.NotifySubscriberRequest
+	waitFor(t, "push with port 5", func() bool {
+		select {
+		case got = <-sub.pushes:
+			if got.ServiceInfo.LastRefTime <= last {
+				t.Fatalf("lastRefTime went %d → %d", last, got.ServiceInfo.LastRefTime)
+			}
+			last = got.ServiceInfo.LastRefTime
+			return len(got.ServiceInfo.Hosts) == 1 && got.ServiceInfo.Hosts[0].Port == 5
+		default:
+			return false
+		}
+	})
+	// Unacked pushes are retried.
+	sub.ack.Store(false)
+	pub.mustCall(&wire.InstanceRequest{NamingHeader: nh("demo"), Type: wire.DeregisterInstance, Instance: winst("10.0.0.1", 5)})
+	<-sub.pushes
+	sub.ack.Store(true)
+	waitFor(t, "retried push", func() bool {
+		select {
+		case p := <-sub.pushes:
+			return len(p.ServiceInfo.Hosts) == 0
+		default:
+			return false
+		}
+	})
+	// Unsubscribe stops pushes.
+	sub.mustCall(&wire.SubscribeServiceRequest{NamingHeader: nh("demo"), Subscribe: false})
+	if len(s.reg.Subscribers(naming.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Name: "demo"})) != 0 {
+		t.Fatal("still subscribed")
+	}
+}
+
+func TestIdleDetection(t *testing.T) {
+	s, reg := startServer(t, func(c *Config) {
+		c.IdleTimeout = 100 * time.Millisecond
+		c.DetectTimeout = 100 * time.Millisecond
+		c.EjectInterval = 20 * time.Millisecond
+	})
+	alive := dialRaw(t, s.Addr().String(), true)
+	dead := dialRaw(t, s.Addr().String(), true)
+	dead.ack.Store(false)
+	alive.mustCall(&wire.InstanceRequest{NamingHeader: nh("a"), Type: wire.RegisterInstance, Instance: winst("10.0.0.1", 1)})
+	dead.mustCall(&wire.InstanceRequest{NamingHeader: nh("b"), Type: wire.RegisterInstance, Instance: winst("10.0.0.2", 1)})
+	waitFor(t, "dead client dropped", func() bool {
+		si, _ := reg.Select(naming.ServiceKey{Name: "b"}, nil, false)
+		return len(si.Hosts) == 0
+	})
+	waitFor(t, "alive client probed twice", func() bool { return alive.detect.Load() >= 2 })
+	if si, _ := reg.Select(naming.ServiceKey{Name: "a"}, nil, false); len(si.Hosts) != 1 {
+		t.Fatal("answering client dropped")
+	}
+	// The dropped connection is unregistered: 301 makes the SDK reconnect.
+	if r, err := dead.call(&wire.HealthCheckRequest{}); err == nil {
+		if e, ok := r.(*wire.ErrorResponse); !ok || e.ErrorCode != wire.CodeUnregister {
+			t.Fatalf("dead conn answered %+v", r)
+		}
+	}
+}
+
+func TestBatchBeat(t *testing.T) {
+	s, reg := startServer(t, nil)
+	c := dialRaw(t, s.Addr().String(), true)
+	beat := func(register bool, items ...wire.BeatItem) *wire.FerryBatchBeatResponse {
+		r := c.mustCall(&wire.FerryBatchBeatRequest{RegisterIfUnknown: register, Beats: items})
+		br, ok := r.(*wire.FerryBatchBeatResponse)
+		if !ok || !br.OK() || len(br.Results) != len(items) || br.ClientBeatInterval != 5000 {
+			t.Fatalf("batch beat: %+v", r)
+		}
+		return br
+	}
+	a := wire.BeatItem{ServiceName: "providers:a", Instance: winst("10.0.0.1", 20880)}
+	b := wire.BeatItem{ServiceName: "providers:b", Instance: winst("10.0.0.2", 20880)}
+	bad := wire.BeatItem{ServiceName: "providers:c", Instance: winst("", 20880)}
+	if r := beat(false, a); r.Results[0].Status != wire.BeatUnknown {
+		t.Fatalf("%+v", r.Results)
+	}
+	r := beat(true, a, b, bad)
+	if r.Results[0].Status != wire.BeatOK || r.Results[1].Status != wire.BeatOK || r.Results[2].Status != wire.BeatInvalid || r.Results[2].Message == "" {
+		t.Fatalf("%+v", r.Results)
+	}
+	if r := beat(false, a, b); r.Results[0].Status != wire.BeatOK || r.Results[1].Status != wire.BeatOK {
+		t.Fatalf("%+v", r.Results)
+	}
+	// Beat-kept instances survive their connection.
+	c.cc.Close()
+	waitFor(t, "connection gone", func() bool { return len(s.Connections()) == 0 })
+	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:a"}, nil, false); len(si.Hosts) != 1 {
+		t.Fatalf("beat-kept instance lost: %+v", si)
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	s, _ := startServer(t, func(c *Config) { c.MaxConnections = 1 })
+	dialRaw(t, s.Addr().String(), true)
+	cc, err := grpc.NewClient(s.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	p, _ := wire.Encode(&wire.ServerCheckRequest{})
+	_, err = wire.NewRequestClient(cc).Request(context.Background(), p)
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("over limit: %v", err)
+	}
+}
+
+func TestConnectReset(t *testing.T) {
+	s, _ := startServer(t, nil)
+	c := dialRaw(t, s.Addr().String(), true)
+	if err := s.ResetConnection(context.Background(), c.connID, "127.0.0.2", 8848); err != nil {
+		t.Fatal(err)
+	}
+	r := <-c.resets
+	if r.ServerIP != "127.0.0.2" || r.ServerPort != "8848" {
+		t.Fatalf("%+v", r)
+	}
+	if err := s.ResetConnection(context.Background(), "nope", "", 0); !errors.Is(err, ErrNotConnected) {
+		t.Fatal(err)
+	}
+}
+
+func TestPluggableHandler(t *testing.T) {
+	reg := naming.NewRegistry(naming.DefaultConfig(), nil)
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	s, err := New(cfg, reg, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	s.Handle("ConfigQueryRequest", func() wire.Message { return &wire.HealthCheckRequest{} },
+		func(context.Context, *Conn, wire.Request) (wire.Response, error) {
+			calls.Add(1)
+			return &wire.HealthCheckResponse{}, errors.New("boom")
+		})
+	lis, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(lis); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	c := dialRaw(t, s.Addr().String(), true)
+	p := &wire.Payload{Metadata: &wire.Metadata{Type: "ConfigQueryRequest"}}
+	out, err := c.req.Request(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := wire.Decode(out)
+	if r := m.(wire.Response).Result(); r.ResultCode != 500 || r.ErrorCode != 500 || calls.Load() != 1 {
+		t.Fatalf("%+v", r)
+	}
+	s.Stop(context.Background()) // twice is fine
+}
+
+func TestManyConcurrentClients(t *testing.T) {
+	s, reg := startServer(t, nil)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := dialRaw(t, s.Addr().String(), true)
+			for j := 0; j < 20; j++ {
+				c.mustCall(&wire.InstanceRequest{NamingHeader: nh("svc"), Type: wire.RegisterInstance, Instance: winst("10.0.0.1", i*100+j+1)})
+				c.mustCall(&wire.SubscribeServiceRequest{NamingHeader: nh("svc"), Subscribe: true})
+			}
+		}(i)
+	}
+	wg.Wait()
+	if si, _ := reg.Select(naming.ServiceKey{Name: "svc"}, nil, false); len(si.Hosts) != 8 {
+		t.Fatalf("hosts = %d, want one per connection", len(si.Hosts))
+	}
+}

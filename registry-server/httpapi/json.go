@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"strconv"
+
+	"github.com/ferrysync/ferry/registry-server/naming"
+)
+
+// instanceJSON is Nacos' Instance as Jackson writes it (2.x), with the
+// derived heartbeat getters.
+type instanceJSON struct {
+	InstanceID                string            `json:"instanceId"`
+	IP                        string            `json:"ip"`
+	Port                      int               `json:"port"`
+	Weight                    float64           `json:"weight"`
+	Healthy                   bool              `json:"healthy"`
+	Enabled                   bool              `json:"enabled"`
+	Ephemeral                 bool              `json:"ephemeral"`
+	ClusterName               string            `json:"clusterName"`
+	ServiceName               string            `json:"serviceName"`
+	Metadata                  map[string]string `json:"metadata"`
+	InstanceHeartBeatInterval int64             `json:"instanceHeartBeatInterval"`
+	InstanceHeartBeatTimeOut  int64             `json:"instanceHeartBeatTimeOut"`
+	IPDeleteTimeout           int64             `json:"ipDeleteTimeout"`
+	InstanceIDGenerator       string            `json:"instanceIdGenerator"`
+}
+
+// serviceInfoJSON is Nacos' ServiceInfo; over HTTP v1 name is grouped.
+type serviceInfoJSON struct {
+	Name                     string         `json:"name"`
+	GroupName                string         `json:"groupName"`
+	Clusters                 string         `json:"clusters"`
+	CacheMillis              int64          `json:"cacheMillis"`
+	Hosts                    []instanceJSON `json:"hosts"`
+	LastRefTime              int64          `json:"lastRefTime"`
+	Checksum                 string         `json:"checksum"`
+	AllIPs                   bool           `json:"allIPs"`
+	ReachProtectionThreshold bool           `json:"reachProtectionThreshold"`
+	Valid                    bool           `json:"valid"`
+}
+
+type instanceDetail struct {
+	Service     string            `json:"service"`
+	IP          string            `json:"ip"`
+	Port        int               `json:"port"`
+	ClusterName string            `json:"clusterName"`
+	Weight      float64           `json:"weight"`
+	Healthy     bool              `json:"healthy"`
+	InstanceID  string            `json:"instanceId"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// instanceID is the registry's id, or Nacos' default one when empty.
+func instanceID(key naming.ServiceKey, in naming.Instance) string {
+	if in.ID != "" {
+		return in.ID
+	}
+	return in.IP + "#" + strconv.Itoa(in.Port) + "#" + in.Cluster + "#" + key.Grouped()
+}
+
+func (a *API) serviceInfo(key naming.ServiceKey, clusters string, si naming.ServiceInfo) serviceInfoJSON {
+	out := serviceInfoJSON{
+		Name:                     key.Grouped(),
+		GroupName:                key.Group,
+		Clusters:                 clusters,
+		CacheMillis:              si.CacheMillis,
+		Hosts:                    make([]instanceJSON, 0, len(si.Hosts)),
+		LastRefTime:              si.LastRefTime,
+		Checksum:                 si.Checksum,
+		AllIPs:                   si.AllIPs,
+		ReachProtectionThreshold: si.ReachProtectionThreshold,
+		Valid:                    true,
+	}
+	if out.CacheMillis == 0 {
+		out.CacheMillis = a.cfg.CacheMillis
+	}
+	if out.LastRefTime == 0 {
+		out.LastRefTime = a.deps.Now().UnixMilli()
+	}
+	for _, h := range si.Hosts {
+		cluster := h.Cluster
+		if cluster == "" {
+			cluster = naming.DefaultCluster
+		}
+		out.Hosts = append(out.Hosts, instanceJSON{
+			InstanceID:                instanceID(key, h),
+			IP:                        h.IP,
+			Port:                      h.Port,
+			Weight:                    h.Weight,
+			Healthy:                   h.Healthy,
+			Enabled:                   h.Enabled,
+			Ephemeral:                 h.Ephemeral,
+			ClusterName:               cluster,
+			ServiceName:               key.Grouped(),
+			Metadata:                  nonNil(h.Metadata),
+			InstanceHeartBeatInterval: preserved(h.Metadata, naming.MetaHeartBeatInterval, defaultBeatInterval),
+			InstanceHeartBeatTimeOut:  preserved(h.Metadata, naming.MetaHeartBeatTimeout, defaultBeatTimeout),
+			IPDeleteTimeout:           preserved(h.Metadata, naming.MetaIPDeleteTimeout, defaultIPDeleteTimout),
+			InstanceIDGenerator:       "simple",
+		})
+	}
+	return out
+}

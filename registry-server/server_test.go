@@ -1,0 +1,96 @@
+package registryserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+type fakeComponent struct{ started, stopped int }
+
+func (f *fakeComponent) Start() error                   { f.started++; return nil }
+func (f *fakeComponent) Stop(ctx context.Context) error { f.stopped++; return nil }
+
+func TestStartStopMetricsMount(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Port = 0
+	cfg.DataDir = t.TempDir()
+	s, err := New(cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Mount("/nacos/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mounted") }))
+	comp := &fakeComponent{}
+	s.AddComponent(comp)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.HTTPAddr().String()
+	for path, want := range map[string]string{"/metrics": "ferry_registry_services", "/nacos/v1/x": "mounted"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s: %.200s", path, b)
+		}
+	}
+	if s.GRPCAddr() == nil {
+		t.Fatal("no gRPC addr")
+	}
+	done := make(chan struct{})
+	go func() { s.Stop(); s.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Stop hangs")
+	}
+	if comp.started != 1 || comp.stopped != 1 {
+		t.Errorf("component %+v", comp)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.EffectiveGRPCPort() != 9848 {
+		t.Fatal(c.EffectiveGRPCPort())
+	}
+	p := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(p, []byte(`{"port":18848,"beatTimeout":"20s","maxConnections":5,"pushDelay":"100ms"}`), 0o600)
+	if err := c.LoadFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 18848 || c.EffectiveGRPCPort() != 19848 || c.Naming.BeatTimeout != 20*time.Second || c.GRPC.MaxConnections != 5 || c.GRPC.PushDelay != 100*time.Millisecond {
+		t.Fatalf("%+v", c)
+	}
+	for _, bad := range []string{`{"prot":1}`, `{"beatTimeout":"soon"}`, `{`} {
+		c := DefaultConfig()
+		if err := c.LoadJSON([]byte(bad)); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	c = DefaultConfig()
+	c.Naming.DeleteTimeout = time.Second
+	if err := c.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "DeleteTimeout") {
+		t.Errorf("%v", err)
+	}
+}

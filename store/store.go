@@ -1,0 +1,225 @@
+// Package store keeps the state Ferry's sync workers share in one
+// relational database: clusters, sync tasks, app migration modes, workers,
+// shard leases and the event trail. MySQL (or MariaDB) in production, an
+// embedded SQLite file on a laptop. The schema lives in ../migrations.
+//
+// Every call takes a context. A *Store is safe for concurrent use; a Store
+// handed to an InTx callback is bound to that transaction and must not
+// outlive it.
+//
+// Time that decides ownership (worker heartbeats, lease expiry) is taken
+// from the database's clock, never from the caller's: two workers with
+// skewed clocks still agree on who owns what.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	mysqldrv "github.com/go-sql-driver/mysql"
+	"gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/ferrysync/ferry/migrations"
+)
+
+// Sentinel errors; test with errors.Is. Messages name the field or entity.
+var (
+	ErrNotFound    = errors.New("store: not found")
+	ErrConflict    = errors.New("store: conflict")
+	ErrInvalid     = errors.New("store: invalid")
+	ErrUnavailable = errors.New("store: database unavailable")
+)
+
+// Store is the repository over one database.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dsn     DSN
+	log     *slog.Logger
+	nowMS   string // SQL expression: the database's clock in Unix milliseconds
+	inTx    bool
+	closeFn func() error
+}
+
+// Option adjusts Open.
+type Option func(*openOptions)
+
+type openOptions struct {
+	migrate bool
+}
+
+// WithoutMigrate opens without applying pending migrations (for
+// `ferry migrate status`).
+func WithoutMigrate() Option { return func(o *openOptions) { o.migrate = false } }
+
+// Open parses dsn, connects, checks the database answers and applies
+// pending migrations. Errors name the DSN with its password masked. For
+// SQLite the file's directory is created.
+func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*Store, error) {
+	o := openOptions{migrate: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	gcfg := &gorm.Config{
+		Logger:                 logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{SlowThreshold: time.Second, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	var dialector gorm.Dialector
+	s := &Store{dsn: d, log: log}
+	switch d.Dialect {
+	case migrations.MySQL:
+		dialector = mysql.Open(d.Driver)
+		s.nowMS = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
+	case migrations.SQLite:
+		if dir := filepath.Dir(d.Path); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("%w %s: create directory: %v", ErrUnavailable, d.Masked, err)
+			}
+		}
+		dialector = sqlite.Open(d.Driver)
+		s.nowMS = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+	}
+	db, err := gorm.Open(dialector, gcfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrUnavailable, d.Masked, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrUnavailable, d.Masked, err)
+	}
+	s.db, s.sqlDB, s.closeFn = db, sqlDB, sqlDB.Close
+	if d.Dialect == migrations.MySQL {
+		sqlDB.SetMaxOpenConns(16)
+		sqlDB.SetMaxIdleConns(8)
+		sqlDB.SetConnMaxLifetime(30 * time.Minute)
+	} else {
+		sqlDB.SetMaxOpenConns(8)
+	}
+	if err := s.Ping(ctx); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	if o.migrate {
+		if err := s.Migrate(ctx); err != nil {
+			sqlDB.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w %s: %v", ErrUnavailable, s.dsn.Masked, err)
+	}
+	return nil
+}
+
+// Migrate applies pending migrations (serialised across processes on MySQL).
+func (s *Store) Migrate(ctx context.Context) error {
+	unlock, err := migrations.Lock(ctx, s.sqlDB, s.dsn.Dialect, time.Minute)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dsn.Masked, err)
+	}
+	defer unlock()
+	applied, err := migrations.Up(ctx, s.sqlDB, s.dsn.Dialect, s.log.With("component", "migrations"))
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dsn.Masked, err)
+	}
+	for _, m := range applied {
+		s.log.Info("migration applied", "version", m.Version, "name", m.Name)
+	}
+	return nil
+}
+
+// MigrationStatus reports the schema migrations and which are applied.
+func (s *Store) MigrationStatus(ctx context.Context) ([]migrations.Migration, error) {
+	return migrations.Status(ctx, s.sqlDB, s.dsn.Dialect)
+}
+
+// DSN is the parsed address this store was opened with.
+func (s *Store) DSN() DSN { return s.dsn }
+
+// Dialect is mysql or sqlite.
+func (s *Store) Dialect() migrations.Dialect { return s.dsn.Dialect }
+
+// Close closes the connection pool. A transaction-bound Store ignores it.
+func (s *Store) Close() error {
+	if s.inTx || s.closeFn == nil {
+		return nil
+	}
+	return s.closeFn()
+}
+
+// InTx runs fn in one transaction: committed when fn returns nil, rolled
+// back otherwise (fn's error is returned). The Store passed to fn is bound
+// to the transaction. Nested calls use a savepoint.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
+		tx := *s
+		tx.db, tx.inTx = gtx, true
+		return fn(&tx)
+	})
+}
+
+// q is the gorm handle for one call.
+func (s *Store) q(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }
+
+// Now is the database's clock.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	ms, err := s.nowMillis(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
+func (s *Store) nowMillis(ctx context.Context) (int64, error) {
+	var ms int64
+	if err := s.q(ctx).Raw("SELECT " + s.nowMS).Scan(&ms).Error; err != nil {
+		return 0, s.wrap(err, "read clock")
+	}
+	return ms, nil
+}
+
+// wrap maps driver errors onto the package's sentinels.
+func (s *Store) wrap(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%w: %s", ErrNotFound, what)
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("%w: %s: already exists", ErrConflict, what)
+	case errors.Is(err, gorm.ErrForeignKeyViolated):
+		return fmt.Errorf("%w: %s: still referenced or referencing a missing row", ErrConflict, what)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	var ne interface{ Timeout() bool }
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysqldrv.ErrInvalidConn) || errors.As(err, &ne) {
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, what, err)
+	}
+	return fmt.Errorf("store: %s: %w", what, err)
+}
