@@ -66,8 +66,8 @@ type Client struct {
 	lastErr  error         // last connection failure
 	curLabel string        // server label set in currentServer gauge
 
-	kick   chan *session // a request saw this session fail
-	resets chan string   // ConnectResetRequest target ("" = next)
+	kick   chan *session    // a request saw this session fail
+	resets chan resetOrder // a server's ConnectResetRequest
 
 	batchBeat atomic.Int32 // capability: 0 unknown, 1 supported, 2 unsupported
 
@@ -104,7 +104,7 @@ func New(cfg Config) (*Client, error) {
 		http:   &http.Client{Timeout: cfg.RequestTimeout},
 		curCh:  make(chan struct{}),
 		kick:   make(chan *session, 1),
-		resets: make(chan string, 1),
+		resets: make(chan resetOrder, 1),
 	}
 	for _, s := range cfg.Servers {
 		srv, _ := ParseServer(s) // validated
@@ -274,9 +274,11 @@ func (c *Client) watch(s *session) string {
 				c.log.Warn("connection failed a request; reconnecting", "server", s.srv.Addr())
 				return ""
 			}
-		case to := <-c.resets:
-			c.log.Info("server asked to reconnect", "server", s.srv.Addr(), "to", to)
-			return to
+		case r := <-c.resets:
+			if r.s == s {
+				c.log.Info("server asked to reconnect", "server", s.srv.Addr(), "to", r.to)
+				return r.to
+			}
 		case <-t.C:
 			if s.idleFor() < c.cfg.HealthCheckInterval {
 				continue
@@ -483,9 +485,16 @@ func (c *Client) onReset(s *session, req *wire.ConnectResetRequest) {
 	default:
 	}
 	select {
-	case c.resets <- to:
+	case c.resets <- resetOrder{s: s, to: to}:
 	default:
 	}
+}
+
+// resetOrder is a ConnectResetRequest received on s: move to "to" (main
+// "host:port"; "" = the next server).
+type resetOrder struct {
+	s  *session
+	to string
 }
 
 // ---- address server ----

@@ -86,6 +86,8 @@ type namingState struct {
 	pending map[ServiceRef]ServiceInfo
 	signal  chan struct{}
 	nextID  uint64
+	// diskMu serialises snapshot writes (taken before mu).
+	diskMu sync.Mutex
 }
 
 // regEntry is one connection-bound registration to redo: an instance or a
@@ -406,9 +408,19 @@ func (c *Client) storeService(svc ServiceRef, info ServiceInfo) bool {
 	c.naming.cache[svc] = &cached{info: info}
 	c.naming.mu.Unlock()
 	if c.cfg.CacheDir != "" {
-		if err := writeSnapshot(c.cfg.CacheDir, svc, info); err != nil {
-			c.log.Warn("snapshot write failed", "service", svc.String(), "err", err)
+		// Writers are serialised and write only the state still current,
+		// so an older state never overwrites a newer file.
+		c.naming.diskMu.Lock()
+		c.naming.mu.Lock()
+		e := c.naming.cache[svc]
+		current := e != nil && e.info.LastRefTime == info.LastRefTime
+		c.naming.mu.Unlock()
+		if current {
+			if err := writeSnapshot(c.cfg.CacheDir, svc, info); err != nil {
+				c.log.Warn("snapshot write failed", "service", svc.String(), "err", err)
+			}
 		}
+		c.naming.diskMu.Unlock()
 	}
 	return true
 }
