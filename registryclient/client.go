@@ -66,7 +66,7 @@ type Client struct {
 	lastErr  error         // last connection failure
 	curLabel string        // server label set in currentServer gauge
 
-	kick   chan *session    // a request saw this session fail
+	kick   chan *session   // a request saw this session fail
 	resets chan resetOrder // a server's ConnectResetRequest
 
 	batchBeat atomic.Int32 // capability: 0 unknown, 1 supported, 2 unsupported
