@@ -101,8 +101,9 @@ func (b *beatState) removeEntry(e *beatEntry) {
 }
 
 // keep makes insts the beat-kept set of svc; it returns the entries that
-// are new or changed (to be registered at once).
-func (b *beatState) keep(svc ServiceRef, insts []Instance) []*beatEntry {
+// are new or changed (to be registered at once) and the addresses of the
+// changed ones among them.
+func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry, changed []Addr) {
 	cur := b.bySvc[svc]
 	want := make(map[Addr]Instance, len(insts))
 	for _, i := range insts {
@@ -116,7 +117,6 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) []*beatEntry {
 	if len(want) > 0 && b.bySvc[svc] == nil {
 		b.bySvc[svc] = make(map[Addr]*beatEntry, len(want))
 	}
-	var fresh []*beatEntry
 	for a, i := range want {
 		full := wire.BeatItem{Namespace: svc.Namespace, GroupName: svc.Group, ServiceName: svc.Name, Instance: i.wire(true)}
 		if e, ok := b.bySvc[svc][a]; ok {
@@ -125,6 +125,7 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) []*beatEntry {
 			}
 			e.full, e.light, e.needReg = full, lightItem(full), true
 			fresh = append(fresh, e)
+			changed = append(changed, a)
 			continue
 		}
 		e := &beatEntry{key: beatKey{svc, a}, full: full, light: lightItem(full), needReg: true}
@@ -132,7 +133,7 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) []*beatEntry {
 		b.addToSlot(e)
 		fresh = append(fresh, e)
 	}
-	return fresh
+	return fresh, changed
 }
 
 func lightItem(full wire.BeatItem) wire.BeatItem {
@@ -325,9 +326,12 @@ func (b *beatState) failed(node string, es []*beatEntry) int {
 // ---- the client side ----
 
 // Keep makes insts the full set of beat-kept instances of svc for this
-// client (idempotent; it replaces the previous set). New or changed
-// instances are registered at once by a batch beat with
-// registerIfUnknown; the rest are beaten every BeatPeriod by merged beats.
+// client (idempotent; it replaces the previous set). New instances are
+// registered at once by a batch beat with registerIfUnknown; the rest are
+// beaten every BeatPeriod by merged beats. An instance whose fields changed
+// since the last Keep is deregistered (HTTP) and registered again in the
+// same call, because a beat never rewrites a known instance; the server's
+// push delay normally merges the two changes into one push.
 // Instances missing from insts stop being beaten without a deregistration
 // (they expire on the server unless someone else beats them); use Forget to
 // remove them at once. Against a server without merged beats (a real
@@ -348,7 +352,8 @@ func (c *Client) Keep(ctx context.Context, svc ServiceRef, insts []Instance) err
 		return c.noBatchBeat()
 	}
 	c.beats.mu.Lock()
-	fresh := c.beats.keep(svc, insts)
+	fresh, changed := c.beats.keep(svc, insts)
+	node := c.beats.redirect[svc]
 	var batches []beatBatch
 	if len(fresh) > 0 {
 		for _, e := range fresh {
@@ -358,6 +363,9 @@ func (c *Client) Keep(ctx context.Context, svc ServiceRef, insts []Instance) err
 	}
 	c.beats.mu.Unlock()
 	var errs []error
+	for _, a := range changed {
+		errs = append(errs, c.httpDeregister(ctx, node, svc, a))
+	}
 	for _, bb := range batches {
 		errs = append(errs, c.sendBatch(ctx, bb))
 	}

@@ -28,7 +28,7 @@ func TestBeatScheduleSpreadsEvenly(t *testing.T) {
 	var b beatState
 	b.init(cfg)
 	svc := ServiceRef{Namespace: "public", Group: DefaultGroup, Name: "s"}
-	if fresh := b.keep(svc, instances(103, "10.0")); len(fresh) != 103 {
+	if fresh, _ := b.keep(svc, instances(103, "10.0")); len(fresh) != 103 {
 		t.Fatalf("fresh %d", len(fresh))
 	}
 	for _, s := range b.slots {
@@ -54,7 +54,7 @@ func TestBeatScheduleSpreadsEvenly(t *testing.T) {
 		}
 	}
 	// Idempotent: the same set changes nothing; a smaller set removes.
-	if fresh := b.keep(svc, instances(103, "10.0")); len(fresh) != 0 {
+	if fresh, _ := b.keep(svc, instances(103, "10.0")); len(fresh) != 0 {
 		t.Fatalf("re-keep fresh %d", len(fresh))
 	}
 	b.keep(svc, instances(50, "10.0"))
@@ -63,7 +63,7 @@ func TestBeatScheduleSpreadsEvenly(t *testing.T) {
 	}
 	changed := instances(50, "10.0")
 	changed[7].Weight = 3
-	if fresh := b.keep(svc, changed); len(fresh) != 1 {
+	if fresh, ch := b.keep(svc, changed); len(fresh) != 1 || len(ch) != 1 || ch[0] != changed[7].Addr() {
 		t.Fatalf("changed fresh %d", len(fresh))
 	}
 	if got := b.release(svc, []Addr{changed[0].Addr()}); len(got) != 1 || b.size() != 49 {
@@ -235,6 +235,18 @@ func TestBeatUnknownReRegisters(t *testing.T) {
 	if len(last) == 0 || last[0].Instance.Metadata["side"] != "provider" {
 		t.Fatalf("re-register batch without the full instance: %+v", last)
 	}
+	// A changed instance is rewritten on the server (a beat alone would not).
+	upd := instances(10, "10.0")
+	upd[3].Metadata = map[string]string{"side": "provider", "version": "2"}
+	if err := c.Keep(ctx, svc, upd); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	got := f.kept[svc.withDefaults()][upd[3].IP+":20880:"]
+	f.mu.Unlock()
+	if got.Metadata["version"] != "2" {
+		t.Fatalf("changed instance not upserted: %+v", got)
+	}
 	// Forget deregisters; Release only stops beating.
 	if err := c.Forget(ctx, svc, instances(1, "10.0")[0].Addr()); err != nil {
 		t.Fatal(err)
@@ -303,3 +315,13 @@ func TestBeatLoopRuns(t *testing.T) {
 
 func minInt(a, b int) int { return min(a, b) }
 func maxInt(a, b int) int { return max(a, b) }
+
+func (r ServiceRef) withDefaults() ServiceRef {
+	if r.Namespace == "" {
+		r.Namespace = "public"
+	}
+	if r.Group == "" {
+		r.Group = DefaultGroup
+	}
+	return r
+}
