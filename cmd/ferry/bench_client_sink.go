@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
+	registryserver "github.com/ferrysync/ferry/registry-server"
 	"github.com/ferrysync/ferry/wire"
 )
 
@@ -107,4 +110,51 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runRegistrySink is runBeatSink with the real registry node (in this child
+// process) instead of the sink: beats and batch RPCs are read from its
+// metrics.
+func runRegistrySink(in io.Reader, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "ferry-bench-client-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := registryserver.DefaultConfig()
+	cfg.Port, cfg.DataDir = 0, dir
+	prom := prometheus.NewRegistry()
+	s, err := registryserver.New(cfg, nil, prom)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	defer s.Stop()
+	fmt.Fprintf(out, "grpc %s\n", s.GRPCAddr())
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		if sc.Text() != "stats" {
+			continue
+		}
+		var beats, rpcs float64
+		mfs, _ := prom.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "ferry_registry_batch_beats_total":
+					beats += m.GetCounter().GetValue()
+				case "ferry_registry_grpc_requests_total":
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "type" && l.GetValue() == wire.TypeFerryBatchBeatRequest {
+							rpcs += m.GetCounter().GetValue()
+						}
+					}
+				}
+			}
+		}
+		fmt.Fprintf(out, "stats %.6f %d %d\n", selfCPU().Seconds(), int64(beats), int64(rpcs))
+	}
+	return nil
 }
