@@ -348,6 +348,9 @@ func (c *Client) Keep(ctx context.Context, svc ServiceRef, insts []Instance) err
 			return err
 		}
 	}
+	if c.state.Load() != 1 {
+		return ErrClosed
+	}
 	if c.batchBeat.Load() == capUnsupported {
 		return c.noBatchBeat()
 	}
