@@ -135,7 +135,9 @@ func header(r ServiceRef) wire.NamingHeader {
 // Register registers inst as this connection's instance of svc (Nacos:
 // one instance or batch per service per connection; it replaces the
 // previous one). It lives while the connection lives and is re-registered
-// after every reconnect.
+// after every reconnect. It enters the redo log before it is sent: when
+// the call fails, the next connection still registers it (Deregister drops
+// it).
 func (c *Client) Register(ctx context.Context, svc ServiceRef, inst Instance) error {
 	svc, err := c.ref(svc)
 	if err != nil {
@@ -292,7 +294,9 @@ func (c *Client) ListServices(ctx context.Context, namespace, group string, page
 
 // Subscribe subscribes to svc: fn is called (from one goroutine, one call
 // at a time, latest state only) with the state the server answers and
-// every newer push. Subscriptions are re-sent after every reconnect.
+// every newer push. Subscriptions are re-sent after every reconnect; like
+// registrations they enter the redo log before the request, so a failed
+// Subscribe is retried on the next connection until Unsubscribe.
 func (c *Client) Subscribe(ctx context.Context, svc ServiceRef, fn func(ServiceInfo)) error {
 	svc, err := c.ref(svc)
 	if err != nil {

@@ -98,32 +98,18 @@ func dialSession(ctx context.Context, srv Server, cfg *Config, codec *wire.Codec
 
 	sctx, scancel := context.WithCancel(context.Background())
 	s.cancel = scancel
-	type opened struct {
-		st  wire.BiRequestStream_RequestBiStreamClient
-		err error
+	// NewStream honours sctx only: bound the open by dctx as well.
+	detach := context.AfterFunc(dctx, scancel)
+	st, err := wire.NewBiRequestStreamClient(cc).RequestBiStream(sctx)
+	if !detach() && err == nil {
+		err = dctx.Err()
 	}
-	// NewStream honours sctx only; bound the open by dctx as well.
-	ch := make(chan opened, 1)
-	go func() {
-		st, err := wire.NewBiRequestStreamClient(cc).RequestBiStream(sctx)
-		ch <- opened{st, err}
-	}()
-	var op opened
-	select {
-	case op = <-ch:
-	case <-dctx.Done():
-		scancel()
-		op = <-ch
-		if op.err == nil {
-			op.err = dctx.Err()
-		}
-	}
-	if op.err != nil {
+	if err != nil {
 		scancel()
 		cc.Close()
-		return nil, fail("open bi-stream", op.err)
+		return nil, fail("open bi-stream", err)
 	}
-	s.stream = op.st
+	s.stream = st
 	labels := map[string]string{"module": "naming", "source": "sdk"}
 	if cfg.AppName != "" {
 		labels["AppName"] = cfg.AppName
