@@ -148,6 +148,14 @@ func TestReconnectRedoAfterServerDeath(t *testing.T) {
 		t.Fatal("not registered")
 	}
 	on.stop()
+	// A request issued at once retries on the next server.
+	other2 := ServiceRef{Name: "second"}
+	if err := c.Register(ctx, other2, Instance{IP: "10.0.0.2", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !other.hasReg(other2.withDefaults(), "10.0.0.2") {
+		t.Fatal("retried request not on the other server")
+	}
 	eventually(t, "moved to the other server", func() bool { return c.CurrentServer() == other.addr })
 	eventually(t, "re-registered (redo)", func() bool { return other.hasReg(demo, "10.0.0.1") && other.subscribed(demo) })
 	if got := testutil.ToFloat64(c.m.reconnects); got < 1 {
@@ -184,6 +192,47 @@ func TestHealthCheckWhenIdle(t *testing.T) {
 	cfg.HealthCheckInterval = 50 * time.Millisecond
 	startClient(t, cfg)
 	eventually(t, "health checks", func() bool { return f.count(wire.TypeHealthCheckRequest) >= 2 })
+}
+
+func TestServerRequestsAnswered(t *testing.T) {
+	f := startFake(t, true)
+	c := startClient(t, testConfig(t, f.addr))
+	eventually(t, "connected", func() bool { return c.CurrentServer() != "" })
+	cd := &wire.ClientDetectionRequest{}
+	cd.RequestID = "cd-1"
+	f.sendAll(cd)
+	ack := &wire.SetupAckRequest{AbilityTable: map[string]bool{"supportPersistentInstanceByGrpc": true}}
+	ack.RequestID = "sa-1"
+	f.sendAll(ack)
+	for id, typ := range map[string]string{"cd-1": wire.TypeClientDetectionResponse, "sa-1": wire.TypeSetupAckResponse} {
+		eventually(t, "answer "+id, func() bool {
+			r, ok := f.answer(id)
+			return ok && r.TypeName() == typ && r.Result().ResultCode == wire.ResultSuccess
+		})
+	}
+	// A push is acked with its requestId (the fake numbers them by lastRefTime).
+	ctx := ctxT(t, 5*time.Second)
+	if err := c.Subscribe(ctx, demo, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Register(ctx, demo, Instance{IP: "10.0.0.1", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "push acked", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, r := range f.answers {
+			if r.TypeName() == wire.TypeNotifySubscriberResponse && r.Result().RequestID != "" && r.Result().OK() {
+				return true
+			}
+		}
+		return false
+	})
+	// An unknown server request is ignored, the connection stays.
+	f.sendAll(&wire.HealthCheckRequest{})
+	if _, err := c.Query(ctx, demo, "", false); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRealNacosHasNoBatchBeat(t *testing.T) {

@@ -46,6 +46,7 @@ type fakeServer struct {
 	redirectTo func(svc ServiceRef) string
 	hugeQuery  bool
 	stopped    bool
+	answers    []wire.Response // client answers received on bi-streams
 }
 
 type fakeConn struct {
@@ -324,8 +325,16 @@ func (f *fakeServer) RequestBiStream(st wire.BiRequestStream_RequestBiStreamServ
 	f.conns[id] = c
 	f.mu.Unlock()
 	for {
-		if _, err := st.Recv(); err != nil {
+		p, err := st.Recv()
+		if err != nil {
 			break
+		}
+		if m, err := f.codec.Decode(p); err == nil {
+			if r, ok := m.(wire.Response); ok {
+				f.mu.Lock()
+				f.answers = append(f.answers, r)
+				f.mu.Unlock()
+			}
 		}
 	}
 	f.mu.Lock()
@@ -343,6 +352,31 @@ func (f *fakeServer) RequestBiStream(st wire.BiRequestStream_RequestBiStreamServ
 		f.push(s)
 	}
 	return nil
+}
+
+// sendAll sends a server request to every connection.
+func (f *fakeServer) sendAll(req wire.Request) {
+	f.mu.Lock()
+	var cs []*fakeConn
+	for _, c := range f.conns {
+		cs = append(cs, c)
+	}
+	f.mu.Unlock()
+	for _, c := range cs {
+		c.send(f.encode(req))
+	}
+}
+
+// answer returns the client's answer with requestId id, if any.
+func (f *fakeServer) answer(id string) (wire.Response, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.answers {
+		if r.Result().RequestID == id {
+			return r, true
+		}
+	}
+	return nil, false
 }
 
 // resetAll sends ConnectResetRequest (to "ip","port" when given) to every
