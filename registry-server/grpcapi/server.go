@@ -259,12 +259,19 @@ func (s *Server) ResetConnection(ctx context.Context, connID, serverIP string, s
 // call sends a server→client request on c's bi-stream and waits for the
 // response with the same requestId. Responses are judged by resultCode.
 func (s *Server) call(ctx context.Context, c *Conn, req wire.Request, timeout time.Duration) (wire.Response, error) {
-	id := strconv.FormatUint(s.nextID.Add(1), 10)
+	id := s.newRequestID()
 	req.Header().RequestID = id
 	p, err := s.codec.Encode(req)
 	if err != nil {
 		return nil, err
 	}
+	return s.callPayload(ctx, c, id, p, timeout)
+}
+
+func (s *Server) newRequestID() string { return strconv.FormatUint(s.nextID.Add(1), 10) }
+
+// callPayload is call for a payload already encoded with request id id.
+func (s *Server) callPayload(ctx context.Context, c *Conn, id string, p *wire.Payload, timeout time.Duration) (wire.Response, error) {
 	ch := make(chan wire.Response, 1)
 	key := c.ID + "/" + id
 	s.pendMu.Lock()

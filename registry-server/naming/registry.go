@@ -453,6 +453,10 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 			out[i].Err = err
 			continue
 		}
+		if it.Instance.IP == "" || it.Instance.Port < 1 || it.Instance.Port > 65535 {
+			out[i].Err = fmt.Errorf("%w: beat without a valid ip and port", ErrInvalidParam)
+			continue
+		}
 		cluster := it.Instance.Cluster
 		if cluster == "" {
 			cluster = DefaultCluster
