@@ -88,12 +88,12 @@ func benchClient(ctx context.Context, env *cmdEnv, args []string) error {
 	for s := 0; s < *services; s++ {
 		insts := make([]registryclient.Instance, per)
 		for i := range insts {
-			ip, port := benchAddr(s, i)
+			ip, port := clientBenchAddr(s, i)
 			insts[i] = registryclient.Instance{IP: ip, Port: port,
 				Metadata: map[string]string{"side": "provider", "application": "bench", "interface": fmt.Sprintf("com.example.Svc%d", s)}}
 		}
 		kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := c.Keep(kctx, registryclient.ServiceRef{Name: benchService(s)}, insts)
+		err := c.Keep(kctx, registryclient.ServiceRef{Name: clientBenchService(s)}, insts)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("keep: %w", err)
@@ -176,9 +176,9 @@ func benchClient(ctx context.Context, env *cmdEnv, args []string) error {
 	return nil
 }
 
-func benchService(s int) string { return fmt.Sprintf("providers:com.example.Svc%d::", s) }
+func clientBenchService(s int) string { return fmt.Sprintf("providers:com.example.Svc%d::", s) }
 
-func benchAddr(s, i int) (string, int) {
+func clientBenchAddr(s, i int) (string, int) {
 	return fmt.Sprintf("10.%d.%d.%d", s/250, s%250, i%250), 20880 + i/250
 }
 
@@ -321,9 +321,9 @@ func singleBeats(ctx context.Context, addr string, n, conc, services, per int) e
 					return
 				}
 				s, i := (k/per)%services, k%per
-				ip, port := benchAddr(s, i)
+				ip, port := clientBenchAddr(s, i)
 				req := &wire.FerryBatchBeatRequest{Beats: []wire.BeatItem{{Namespace: "public", GroupName: "DEFAULT_GROUP",
-					ServiceName: benchService(s),
+					ServiceName: clientBenchService(s),
 					Instance:    wire.Instance{IP: ip, Port: port, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true}}}}
 				if _, err := call(ctx, req); err != nil {
 					errs <- err
