@@ -24,7 +24,7 @@ type beatKey struct {
 // beatState.mu.
 type beatEntry struct {
 	key     beatKey
-	full    wire.BeatItem // with metadata: registers an unknown instance
+	full    wire.BeatItem // the whole instance: registers an unknown one
 	light   wire.BeatItem // address only: a plain beat
 	slot    int
 	slotIdx int
@@ -136,11 +136,10 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry, 
 	return fresh, changed
 }
 
+// lightItem names the instance by address only (wire: Instance omitted).
 func lightItem(full wire.BeatItem) wire.BeatItem {
-	l := full
-	l.Instance = wire.Instance{IP: full.Instance.IP, Port: full.Instance.Port, ClusterName: full.Instance.ClusterName,
-		Weight: full.Instance.Weight, Healthy: full.Instance.Healthy, Enabled: full.Instance.Enabled, Ephemeral: true}
-	return l
+	return wire.BeatItem{Namespace: full.Namespace, GroupName: full.GroupName, ServiceName: full.ServiceName,
+		IP: full.Instance.IP, Port: full.Instance.Port, Cluster: full.Instance.ClusterName}
 }
 
 func instEqual(a, b wire.Instance) bool {
@@ -213,8 +212,6 @@ type beatBatch struct {
 }
 
 // drain empties the ring into batches, one per node (split at maxBatch).
-// A batch carries full instances with registerIfUnknown when any of its
-// beats needs registering, light ones otherwise.
 func (b *beatState) drain() []beatBatch {
 	byNode := map[string][]*beatEntry{}
 	var order []string
@@ -240,7 +237,9 @@ func (b *beatState) drain() []beatBatch {
 	return out
 }
 
-// batches builds the requests of one node's entries.
+// batches builds the requests of one node's entries: light items for
+// instances the server knows, full ones (with registerIfUnknown on the
+// request) for those to be registered.
 func (b *beatState) batches(node string, es []*beatEntry) []beatBatch {
 	var out []beatBatch
 	for len(es) > 0 {
@@ -248,16 +247,10 @@ func (b *beatState) batches(node string, es []*beatEntry) []beatBatch {
 		chunk := es[:n:n]
 		es = es[n:]
 		reg := false
-		for _, e := range chunk {
-			if e.needReg {
-				reg = true
-				break
-			}
-		}
 		items := make([]wire.BeatItem, len(chunk))
 		for i, e := range chunk {
-			if reg {
-				items[i] = e.full
+			if e.needReg {
+				items[i], reg = e.full, true
 			} else {
 				items[i] = e.light
 			}

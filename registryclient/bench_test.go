@@ -40,7 +40,8 @@ func (s *benchSink) Request(_ context.Context, p *wire.Payload) (*wire.Payload, 
 		now := time.Now().UnixNano()
 		s.mu.Lock()
 		for i, b := range r.Beats {
-			s.last[b.ServiceName+"|"+b.Instance.IP+":"+strconv.Itoa(b.Instance.Port)] = now
+			ip, port, _ := b.Addr()
+			s.last[b.ServiceName+"|"+ip+":"+strconv.Itoa(port)] = now
 			out.Results[i].Status = wire.BeatOK
 		}
 		s.mu.Unlock()
@@ -128,7 +129,7 @@ func BenchmarkRegistryCost(b *testing.B) {
 	items := make([]wire.BeatItem, 1000)
 	for i := range items {
 		items[i] = wire.BeatItem{Namespace: "public", GroupName: DefaultGroup, ServiceName: "svc" + strconv.Itoa(i%10),
-			Instance: wire.Instance{IP: fmt.Sprintf("10.0.%d.%d", i/250, i%250), Port: 20880, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true}}
+			IP: fmt.Sprintf("10.0.%d.%d", i/250, i%250), Port: 20880}
 	}
 	send := func(its []wire.BeatItem) {
 		p, _ := codec.Encode(&wire.FerryBatchBeatRequest{Beats: its})

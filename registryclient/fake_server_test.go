@@ -238,9 +238,10 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 					continue
 				}
 			}
-			k := b.Instance.IP + ":" + strconv.Itoa(b.Instance.Port) + ":" + b.Instance.ClusterName
+			ip, port, cluster := b.Addr()
+			k := ip + ":" + strconv.Itoa(port) + ":" + cluster
 			_, known := f.kept[svc][k]
-			if !known && !r.RegisterIfUnknown {
+			if !known && (!r.RegisterIfUnknown || !b.Full()) {
 				out.Results = append(out.Results, wire.BeatResult{Status: wire.BeatUnknown})
 				continue
 			}

@@ -324,7 +324,7 @@ func singleBeats(ctx context.Context, addr string, n, conc, services, per int) e
 				ip, port := clientBenchAddr(s, i)
 				req := &wire.FerryBatchBeatRequest{Beats: []wire.BeatItem{{Namespace: "public", GroupName: "DEFAULT_GROUP",
 					ServiceName: clientBenchService(s),
-					Instance:    wire.Instance{IP: ip, Port: port, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true}}}}
+					IP:          ip, Port: port}}}
 				if _, err := call(ctx, req); err != nil {
 					errs <- err
 					return

@@ -55,7 +55,8 @@ func (s *beatSink) Request(ctx context.Context, p *wire.Payload) (*wire.Payload,
 			Results: make([]wire.BeatResult, len(r.Beats))}
 		s.mu.Lock()
 		for i, b := range r.Beats {
-			k := b.Namespace + "|" + b.GroupName + "|" + b.ServiceName + "|" + b.Instance.IP + ":" + strconv.Itoa(b.Instance.Port)
+			ip, port, _ := b.Addr()
+			k := b.Namespace + "|" + b.GroupName + "|" + b.ServiceName + "|" + ip + ":" + strconv.Itoa(port)
 			s.last[k] = now
 			out.Results[i].Status = wire.BeatOK
 		}
