@@ -47,6 +47,12 @@ type fakeServer struct {
 	hugeQuery  bool
 	stopped    bool
 	answers    []wire.Response // client answers received on bi-streams
+	bodies     []rawBody       // every client request as received
+}
+
+type rawBody struct {
+	typ  string
+	body []byte
 }
 
 type fakeConn struct {
@@ -143,6 +149,7 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 	}
 	f.mu.Lock()
 	f.counts[m.TypeName()]++
+	f.bodies = append(f.bodies, rawBody{typ: m.TypeName(), body: append([]byte(nil), p.GetBody().GetValue()...)})
 	_, registered := f.conns[id]
 	f.mu.Unlock()
 	if _, ok := m.(*wire.ServerCheckRequest); ok {
@@ -321,6 +328,9 @@ func (f *fakeServer) RequestBiStream(st wire.BiRequestStream_RequestBiStreamServ
 	if m, err := f.codec.Decode(p); err != nil || m.TypeName() != wire.TypeConnectionSetupRequest {
 		return fmt.Errorf("expected setup")
 	}
+	f.mu.Lock()
+	f.bodies = append(f.bodies, rawBody{typ: wire.TypeConnectionSetupRequest, body: append([]byte(nil), p.GetBody().GetValue()...)})
+	f.mu.Unlock()
 	c := &fakeConn{id: id, stream: st}
 	f.mu.Lock()
 	f.conns[id] = c
