@@ -24,12 +24,17 @@ type realServer struct {
 	main string // "127.0.0.1:http"
 }
 
-func startReal(t testing.TB) *realServer {
+func startReal(t testing.TB) *realServer { return startRealWith(t, nil) }
+
+func startRealWith(t testing.TB, tune func(*registryserver.Config)) *realServer {
 	t.Helper()
 	cfg := registryserver.DefaultConfig()
 	cfg.Port = 0
 	cfg.DataDir = t.TempDir()
 	cfg.GRPC.PushDelay = 20 * time.Millisecond
+	if tune != nil {
+		tune(&cfg)
+	}
 	prom := prometheus.NewRegistry()
 	s, err := registryserver.New(cfg, testLogger(t).With("side", "server"), prom)
 	if err != nil {
@@ -66,10 +71,12 @@ func (r *realServer) batchRPCs(t testing.TB) int {
 	return int(n)
 }
 
-func (r *realServer) hosts(t testing.TB, svc ServiceRef) int {
+func (r *realServer) hosts(t testing.TB, svc ServiceRef) int { return r.hostsOf(t, svc, false) }
+
+func (r *realServer) hostsOf(t testing.TB, svc ServiceRef, healthyOnly bool) int {
 	t.Helper()
 	c := startClient(t, testConfig(t, r.addr))
-	q, err := c.Query(ctxT(t, 5*time.Second), svc, "", false)
+	q, err := c.Query(ctxT(t, 5*time.Second), svc, "", healthyOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,4 +194,54 @@ func TestRealServerMergedBeatsTenThousand(t *testing.T) {
 		t.Fatalf("hosts %d", got)
 	}
 	_ = context.Background
+}
+
+// The real beat loop (ticker) keeps 10,000 instances healthy on a registry
+// whose beat timeouts are short, with at most one batch RPC per interval;
+// released ones expire.
+func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	r := startRealWith(t, func(c *registryserver.Config) {
+		c.ExpireInterval = 100 * time.Millisecond
+		c.Naming.BeatInterval, c.Naming.BeatTimeout, c.Naming.DeleteTimeout = 100*time.Millisecond, time.Second, 2*time.Second
+	})
+	cfg := testConfig(t, r.addr)
+	cfg.BeatInterval, cfg.BeatPeriod = 100*time.Millisecond, 400*time.Millisecond
+	c := startClient(t, cfg)
+	ctx := ctxT(t, 60*time.Second)
+	svcs := make([]ServiceRef, 50)
+	for s := range svcs {
+		svcs[s] = ServiceRef{Name: fmt.Sprintf("providers:com.example.L%d::", s)}
+		if err := c.Keep(ctx, svcs[s], instances(200, fmt.Sprintf("10.%d", s))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Release(svcs[0])
+	before, start := r.batchRPCs(t), time.Now()
+	deadline := start.Add(3 * time.Second) // > DeleteTimeout
+	for time.Now().Before(deadline) {
+		if r.hostsOf(t, svcs[0], false) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := r.hostsOf(t, svcs[0], false); got != 0 {
+		t.Fatalf("released service still has %d instances", got)
+	}
+	// Let wall time pass beyond DeleteTimeout (this is what is tested, not
+	// a synchronisation): everything kept is still there and healthy.
+	time.Sleep(time.Until(start.Add(2500 * time.Millisecond)))
+	elapsed := time.Since(start)
+	rpcs := r.batchRPCs(t) - before
+	for _, s := range []int{1, 17, 49} {
+		if got := r.hostsOf(t, svcs[s], true); got != 200 {
+			t.Fatalf("service %d: %d healthy instances of 200", s, got)
+		}
+	}
+	if max := int(elapsed/cfg.BeatInterval) + 2; rpcs > max {
+		t.Fatalf("%d batch RPCs in %v (at most %d)", rpcs, elapsed, max)
+	}
+	t.Logf("%d batch RPCs in %v", rpcs, elapsed)
 }
