@@ -151,6 +151,7 @@ func (c *Client) Close() error {
 	go func() { c.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		c.http.CloseIdleConnections()
 		return nil
 	case <-time.After(10 * time.Second):
 		return errors.New("registryclient: close: goroutines still running after 10s")
