@@ -47,6 +47,8 @@ type beatState struct {
 	// redirect caches service → responsible node ("host:port").
 	redirect map[ServiceRef]string
 	maxBatch int
+	// inflight marks nodes with a batch being sent.
+	inflight map[string]bool
 
 	droppedUnlogged int
 	lastDropLog     time.Time
@@ -61,6 +63,7 @@ func (b *beatState) init(cfg Config) {
 	b.slots = make([][]*beatEntry, n)
 	b.ring = make([]*beatEntry, cfg.BeatBuffer)
 	b.redirect = map[ServiceRef]string{}
+	b.inflight = map[string]bool{}
 	b.maxBatch = cfg.MaxBatchBeats
 }
 
@@ -436,38 +439,60 @@ func (c *Client) beatLoop() {
 		case <-c.ctx.Done():
 			return
 		case <-t.C:
-			c.beatOnce(c.ctx)
+			c.beatRound(c.ctx, false)
+			c.nodes.closeIdle(time.Now().Add(-nodeIdleTimeout))
 		}
 	}
 }
 
-// beatOnce runs one interval: enqueue the due beats, send one batch per
-// node (nodes in parallel).
-func (c *Client) beatOnce(ctx context.Context) {
+// nodeIdleTimeout closes a redirect node's connection unused this long.
+const nodeIdleTimeout = 2 * time.Minute
+
+// beatOnce runs one interval and waits for its requests (tests, benchmarks).
+func (c *Client) beatOnce(ctx context.Context) { c.beatRound(ctx, true) }
+
+// beatRound runs one interval: enqueue the due beats and send one batch per
+// node, nodes in parallel. A node whose previous batch is still in flight
+// (a slow or dead node) gets its beats back in the buffer, so that it never
+// delays the other nodes' beats. With wait, it returns when the sends are
+// done.
+func (c *Client) beatRound(ctx context.Context, wait bool) {
 	if c.batchBeat.Load() == capUnsupported {
 		return
 	}
 	c.beats.mu.Lock()
 	dropped := c.beats.advance()
 	batches := c.beats.drain()
+	byNode := map[string][]beatBatch{}
+	for _, bb := range batches {
+		if c.beats.inflight[bb.node] {
+			dropped += c.beats.failed("", bb.entries)
+			continue
+		}
+		byNode[bb.node] = append(byNode[bb.node], bb)
+	}
+	for node := range byNode {
+		c.beats.inflight[node] = true
+	}
 	c.beats.mu.Unlock()
 	c.m.drops.Add(float64(dropped))
 	c.logDrops()
-	byNode := map[string][]beatBatch{}
-	for _, bb := range batches {
-		byNode[bb.node] = append(byNode[bb.node], bb)
-	}
 	var wg sync.WaitGroup
-	for _, bbs := range byNode {
+	for node, bbs := range byNode {
 		wg.Add(1)
-		go func() {
+		c.goTracked(func() {
 			defer wg.Done()
 			for _, bb := range bbs {
 				_ = c.sendBatch(ctx, bb)
 			}
-		}()
+			c.beats.mu.Lock()
+			delete(c.beats.inflight, node)
+			c.beats.mu.Unlock()
+		})
 	}
-	wg.Wait()
+	if wait {
+		wg.Wait()
+	}
 }
 
 func (c *Client) logDrops() {
@@ -540,9 +565,23 @@ type nodePool struct {
 	mu     sync.Mutex
 	closed bool
 	m      map[string]*session
+	used   map[string]time.Time
 }
 
-func (p *nodePool) init() { p.m = map[string]*session{} }
+func (p *nodePool) init() { p.m, p.used = map[string]*session{}, map[string]time.Time{} }
+
+// closeIdle closes the connections last used before cutoff.
+func (p *nodePool) closeIdle(cutoff time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, s := range p.m {
+		if p.used[k].Before(cutoff) || s.closed() {
+			s.close(ErrClosed)
+			delete(p.m, k)
+			delete(p.used, k)
+		}
+	}
+}
 
 func (p *nodePool) closeAll() {
 	p.mu.Lock()
@@ -569,6 +608,7 @@ func (c *Client) nodeSession(ctx context.Context, node string) (*session, error)
 	}
 	c.nodes.mu.Lock()
 	s, ok := c.nodes.m[node]
+	c.nodes.used[node] = time.Now()
 	c.nodes.mu.Unlock()
 	if ok && !s.closed() {
 		return s, nil
@@ -591,6 +631,7 @@ func (c *Client) nodeSession(ctx context.Context, node string) (*session, error)
 		old.close(ErrClosed)
 	}
 	c.nodes.m[node] = s
+	c.nodes.used[node] = time.Now()
 	return s, nil
 }
 

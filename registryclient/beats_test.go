@@ -325,3 +325,44 @@ func (r ServiceRef) withDefaults() ServiceRef {
 	}
 	return r
 }
+
+// A slow node's batch in flight does not hold back the other nodes' beats:
+// its due beats wait in the buffer instead.
+func TestSlowNodeDoesNotDelayOthers(t *testing.T) {
+	a, b := startFake(t, true), startFake(t, true)
+	slow := ServiceRef{Namespace: "public", Group: DefaultGroup, Name: "slow"}
+	fast := ServiceRef{Namespace: "public", Group: DefaultGroup, Name: "fast"}
+	a.redirectTo = func(s ServiceRef) string {
+		if s == slow {
+			return b.addr
+		}
+		return ""
+	}
+	cfg := testConfig(t, a.addr)
+	cfg.BeatPeriod = cfg.BeatInterval // one slot: everything is due every round
+	cfg.RequestTimeout = 3 * time.Second
+	c := startClient(t, cfg)
+	ctx := ctxT(t, 10*time.Second)
+	if err := c.Keep(ctx, slow, instances(3, "10.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Keep(ctx, fast, instances(3, "10.2")); err != nil {
+		t.Fatal(err)
+	}
+	c.beatOnce(ctx) // registers the slow ones on b
+	b.mu.Lock()
+	b.beatDelay = 5 * time.Second
+	b.mu.Unlock()
+	base := a.count(wire.TypeFerryBatchBeatRequest)
+	c.beatRound(ctx, false)
+	eventually(t, "a beaten", func() bool { return a.count(wire.TypeFerryBatchBeatRequest) == base+1 })
+	c.beatRound(ctx, false)
+	eventually(t, "a beaten again", func() bool { return a.count(wire.TypeFerryBatchBeatRequest) == base+2 })
+	c.beats.mu.Lock()
+	inflight := c.beats.inflight[b.addr]
+	queued := c.beats.n
+	c.beats.mu.Unlock()
+	if !inflight || queued != 3 {
+		t.Fatalf("b in flight %v, %d beats waiting (want the 3 slow ones)", inflight, queued)
+	}
+}

@@ -45,6 +45,7 @@ type fakeServer struct {
 	lastBeats  []wire.BeatItem // items of the last batch beat
 	redirectTo func(svc ServiceRef) string
 	hugeQuery  bool
+	beatDelay  time.Duration
 	stopped    bool
 	answers    []wire.Response // client answers received on bi-streams
 	bodies     []rawBody       // every client request as received
@@ -157,6 +158,16 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 	}
 	if !registered {
 		return f.encode(wire.NewErrorResponse(wire.CodeUnregister, "connection not registered")), nil
+	}
+	f.mu.Lock()
+	delay := f.beatDelay
+	f.mu.Unlock()
+	if _, ok := m.(*wire.FerryBatchBeatRequest); ok && delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	var pushes []ServiceRef
 	var resp wire.Message
