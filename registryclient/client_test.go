@@ -186,6 +186,23 @@ func TestConnectResetMovesClient(t *testing.T) {
 	eventually(t, "registration kept again", func() bool { return on.hasReg(demo, "10.0.0.1") })
 }
 
+func TestStartingServerRetried(t *testing.T) {
+	f := startFake(t, true)
+	f.mu.Lock()
+	f.starting = 2
+	f.mu.Unlock()
+	c := startClient(t, testConfig(t, f.addr))
+	if err := c.Register(ctxT(t, 5*time.Second), demo, Instance{IP: "10.0.0.1", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count(wire.TypeServerCheckRequest); got != 3 {
+		t.Fatalf("%d server checks, want 3", got)
+	}
+	if got := c.m.reconnects; testutilValue(got) != 0 {
+		t.Fatal("a starting server is retried within one connection attempt")
+	}
+}
+
 func TestHealthCheckWhenIdle(t *testing.T) {
 	f := startFake(t, true)
 	cfg := testConfig(t, f.addr)
@@ -416,3 +433,5 @@ func TestAddressServer(t *testing.T) {
 	}
 	_ = strconv.Itoa
 }
+
+func testutilValue(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }

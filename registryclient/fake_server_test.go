@@ -46,6 +46,7 @@ type fakeServer struct {
 	redirectTo func(svc ServiceRef) string
 	hugeQuery  bool
 	beatDelay  time.Duration
+	starting   int // ServerChecks answered 300 (server starting)
 	stopped    bool
 	answers    []wire.Response // client answers received on bi-streams
 	bodies     []rawBody       // every client request as received
@@ -154,6 +155,15 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 	_, registered := f.conns[id]
 	f.mu.Unlock()
 	if _, ok := m.(*wire.ServerCheckRequest); ok {
+		f.mu.Lock()
+		starting := f.starting > 0
+		if starting {
+			f.starting--
+		}
+		f.mu.Unlock()
+		if starting {
+			return f.encode(wire.NewErrorResponse(wire.CodeInvalidServerStatus, "server is starting")), nil
+		}
 		return f.encode(&wire.ServerCheckResponse{ResponseHeader: wire.Okay(), ConnectionID: id, FerryBatchBeat: f.batchBeat}), nil
 	}
 	if !registered {

@@ -71,13 +71,17 @@ func dialSession(ctx context.Context, srv Server, cfg *Config, codec *wire.Codec
 	for {
 		resp, err := s.call(dctx, &wire.ServerCheckRequest{})
 		if err == nil {
+			h := resp.Result()
 			c, ok := resp.(*wire.ServerCheckResponse)
-			if !ok {
+			switch {
+			case !h.OK():
+				err = &ServerError{Type: wire.TypeServerCheckRequest, Addr: srv.Addr(), Code: h.ErrorCode, Message: h.Message}
+			case !ok:
 				err = fmt.Errorf("%w: answer to ServerCheckRequest is %s", ErrProtocol, resp.TypeName())
-			} else if !c.OK() {
-				err = &ServerError{Type: wire.TypeServerCheckRequest, Addr: srv.Addr(), Code: c.ErrorCode, Message: c.Message}
-			} else {
+			default:
 				check = c
+			}
+			if check != nil {
 				break
 			}
 		}
