@@ -113,7 +113,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 		sqlDB.SetMaxIdleConns(8)
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	} else {
-		sqlDB.SetMaxOpenConns(8)
+		// One connection: writers queue in Go instead of sleeping in
+		// SQLite's busy handler, which is far slower under contention.
+		sqlDB.SetMaxOpenConns(1)
 	}
 	if err := s.Ping(ctx); err != nil {
 		sqlDB.Close()
@@ -201,6 +203,20 @@ func (s *Store) nowMillis(ctx context.Context) (int64, error) {
 		return 0, s.wrap(err, "read clock")
 	}
 	return ms, nil
+}
+
+// checked is wrap for a statement whose RowsAffected the caller will use.
+// A context that ended around the call makes the result unknown: the SQLite
+// driver (glebarez/go-sqlite) returns success and the previous statement's
+// row count when the context is done before the statement starts.
+func (s *Store) checked(ctx context.Context, res *gorm.DB, what string) error {
+	if res.Error != nil {
+		return s.wrap(res.Error, what)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %s: outcome unknown: %w", what, err)
+	}
+	return nil
 }
 
 // wrap maps driver errors onto the package's sentinels.
