@@ -365,6 +365,27 @@ func TestLeaseJoin(t *testing.T) {
 		waitBalanced(t, ls, 5*time.Second)
 		n := len(ls[2].Owned())
 		t.Logf("newcomer owns %d shards after %v", n, time.Since(joined))
+		select {
+		case <-ls[2].Changed():
+		default:
+			t.Error("newcomer's Changed was not signalled")
+		}
+		// A service has exactly one owner among the workers, at the epoch Owned reports.
+		for i := range 50 {
+			svc := fmt.Sprintf("providers:com.example.S%d:1.0.0:", i)
+			owners := 0
+			for _, l := range ls {
+				if ep, ok := l.OwnsService(svc); ok {
+					owners++
+					if l.Owned()[l.ShardOf(svc)] != ep || !l.Owns(l.ShardOf(svc), ep) || l.Owns(l.ShardOf(svc), ep+1) {
+						t.Errorf("%s: OwnsService epoch %d disagrees with Owned/Owns", svc, ep)
+					}
+				}
+			}
+			if owners > 1 {
+				t.Errorf("%s has %d owners", svc, owners)
+			}
+		}
 		if n < DefaultShards/3-1 {
 			t.Errorf("newcomer owns %d, want about %d", n, DefaultShards/3)
 		}
