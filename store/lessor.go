@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -326,7 +327,7 @@ func (l *Lessor) register(ctx context.Context) error {
 }
 
 func (l *Lessor) heartbeat(ctx context.Context) {
-	qctx, cancel := context.WithTimeout(ctx, l.cfg.HeartbeatInterval)
+	qctx, cancel := context.WithTimeout(ctx, l.cfg.TTL/4)
 	defer cancel()
 	err := l.st.HeartbeatWorker(qctx, l.cfg.WorkerID)
 	if errors.Is(err, ErrNotFound) {
@@ -358,7 +359,9 @@ func (l *Lessor) noteOK() {
 // releasing extras or acquiring free and expired shards. Only the loop
 // goroutine calls it (and tests, on a lessor that was not started).
 func (l *Lessor) tick(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, max(l.cfg.RenewInterval, l.cfg.TTL/4))
+	// The bound only keeps the loop alive when the database hangs: safety
+	// comes from the send times, not from this deadline.
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.TTL/2)
 	defer cancel()
 	prev := l.own.Load()
 	next := &ownership{epoch: append([]uint64(nil), prev.epoch...), until: append([]time.Time(nil), prev.until...)}
@@ -440,7 +443,15 @@ func (l *Lessor) tick(ctx context.Context) {
 			free = append(free, r)
 		}
 	}
+	// Prefer the shards this worker wins by rendezvous hashing among the
+	// live workers: workers taking over at the same moment then mostly
+	// want different shards and do not lose rounds to each other.
+	if !contains(live, l.cfg.WorkerID) {
+		live = append(live, l.cfg.WorkerID)
+	}
 	l.rng.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
+	won := func(sh int) bool { return hrwWinner(live, sh) == l.cfg.WorkerID }
+	sort.SliceStable(free, func(i, j int) bool { return won(free[i].Shard) && !won(free[j].Shard) })
 	want := make(map[int]uint64)
 	for _, r := range free[:min(len(free), target-len(held))] {
 		want[r.Shard] = uint64(r.Epoch)
@@ -487,6 +498,21 @@ func (l *Lessor) releaseExtras(ctx context.Context, next *ownership, held map[in
 	}
 	l.metrics.released.Add(float64(len(give)))
 	l.log.Debug("released extra shards", "count", len(give), "keep", len(held))
+}
+
+// hrwWinner is the worker with the highest rendezvous score for shard.
+func hrwWinner(ids []string, shard int) string {
+	var best string
+	var bestScore uint64
+	for _, id := range ids {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(id))
+		_, _ = h.Write([]byte{byte(shard >> 8), byte(shard)})
+		if sc := h.Sum64(); best == "" || sc > bestScore {
+			best, bestScore = id, sc
+		}
+	}
+	return best
 }
 
 func contains(ids []string, id string) bool {

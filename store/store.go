@@ -79,7 +79,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 		return nil, err
 	}
 	gcfg := &gorm.Config{
-		Logger:                 logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{SlowThreshold: time.Second, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
+		// Silent: callers get every error wrapped; gorm logging each failed
+		// statement too would flood the log while the database is down.
+		Logger:                 logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{SlowThreshold: time.Second, LogLevel: logger.Silent, IgnoreRecordNotFoundError: true}),
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
@@ -176,7 +178,9 @@ func (s *Store) Close() error {
 
 // InTx runs fn in one transaction: committed when fn returns nil, rolled
 // back otherwise (fn's error is returned). The Store passed to fn is bound
-// to the transaction. Nested calls use a savepoint.
+// to the transaction; fn must use only it (on SQLite the pool has one
+// connection, so calling the outer Store from fn would wait forever).
+// Nested calls use a savepoint.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	return s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
 		tx := *s
