@@ -499,3 +499,25 @@ func waitBalanced(t *testing.T, ls []*Lessor, within time.Duration) time.Duratio
 		return len(seen) == shards
 	})
 }
+
+// TestLessorStartsWhileDatabaseDown: Start does not block or fail when the
+// database is down; the lessor registers and takes its shards once it is up.
+func TestLessorStartsWhileDatabaseDown(t *testing.T) {
+	srv := mysqlserver.ForTest(t)
+	s := openDSN(t, srv.DSN())
+	srv.Kill()
+	l := newLessor(t, s, fastConfig("late"))
+	started := time.Now()
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(started); d > 100*time.Millisecond {
+		t.Errorf("Start blocked for %v", d)
+	}
+	t.Cleanup(func() { l.Stop(context.Background()) })
+	if err := srv.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 15*time.Second, "lessor owns every shard", func() bool { return len(l.Owned()) == DefaultShards })
+	t.Logf("owned all shards %v after the database came back", took)
+}
