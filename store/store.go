@@ -79,7 +79,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 		return nil, err
 	}
 	gcfg := &gorm.Config{
-		Logger:                 logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{SlowThreshold: time.Second, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
+		// Silent: callers get every error wrapped; gorm logging each failed
+		// statement too would flood the log while the database is down.
+		Logger:                 logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{SlowThreshold: time.Second, LogLevel: logger.Silent, IgnoreRecordNotFoundError: true}),
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
@@ -113,7 +115,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 		sqlDB.SetMaxIdleConns(8)
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	} else {
-		sqlDB.SetMaxOpenConns(8)
+		// One connection: writers queue in Go instead of sleeping in
+		// SQLite's busy handler, which is far slower under contention.
+		sqlDB.SetMaxOpenConns(1)
 	}
 	if err := s.Ping(ctx); err != nil {
 		sqlDB.Close()
@@ -174,7 +178,9 @@ func (s *Store) Close() error {
 
 // InTx runs fn in one transaction: committed when fn returns nil, rolled
 // back otherwise (fn's error is returned). The Store passed to fn is bound
-// to the transaction. Nested calls use a savepoint.
+// to the transaction; fn must use only it (on SQLite the pool has one
+// connection, so calling the outer Store from fn would wait forever).
+// Nested calls use a savepoint.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	return s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
 		tx := *s
@@ -201,6 +207,20 @@ func (s *Store) nowMillis(ctx context.Context) (int64, error) {
 		return 0, s.wrap(err, "read clock")
 	}
 	return ms, nil
+}
+
+// checked is wrap for a statement whose RowsAffected the caller will use.
+// A context that ended around the call makes the result unknown: the SQLite
+// driver (glebarez/go-sqlite) returns success and the previous statement's
+// row count when the context is done before the statement starts.
+func (s *Store) checked(ctx context.Context, res *gorm.DB, what string) error {
+	if res.Error != nil {
+		return s.wrap(res.Error, what)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %s: outcome unknown: %w", what, err)
+	}
+	return nil
 }
 
 // wrap maps driver errors onto the package's sentinels.

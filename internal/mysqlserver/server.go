@@ -223,7 +223,7 @@ func (s *Server) launch(ctx context.Context) error {
 		"--max-connections=300",
 	)
 	cmd := exec.Command(s.mariadbd, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("mysqlserver: start mariadbd: %w", err)
 	}
