@@ -1,6 +1,185 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
 
-// runDemo is replaced when its issue lands.
-func runDemo(_ context.Context, _ *cmdEnv, _ []string) error { return errNotBuilt }
+	"github.com/ferrysync/ferry/internal/zkload"
+	"github.com/ferrysync/ferry/internal/zkserver"
+	registryserver "github.com/ferrysync/ferry/registry-server"
+	"github.com/ferrysync/ferry/syncer/worker"
+)
+
+// runDemo starts the whole thing on embedded defaults: a private ZooKeeper
+// seeded with sample Dubbo providers, an in-process registry, and one sync
+// worker on an SQLite store. Everything lives in a temporary directory that
+// is removed on exit; Ctrl-C stops it all.
+//
+//	ferry demo [-zk-port 2181] [-registry-port 8848] [-http 127.0.0.1:8083] [-services 40] [-instances 3]
+func runDemo(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	zkPort := fs.Int("zk-port", 2181, "ZooKeeper port (a free one when busy)")
+	regPort := fs.Int("registry-port", 8848, "registry HTTP port, gRPC on port+1000 (free ones when busy)")
+	httpAddr := fs.String("http", "127.0.0.1:8083", "sync worker's /metrics and /api/status (a free port when busy)")
+	services := fs.Int("services", 40, "Dubbo services to seed")
+	instances := fs.Int("instances", 3, "providers per service")
+	ready := fs.Duration("ready-timeout", 60*time.Second, "how long to wait for the first full sync")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return demo(ctx, env, demoConfig{zkPort: *zkPort, regPort: *regPort, http: *httpAddr,
+		services: *services, instances: *instances, ready: *ready})
+}
+
+type demoConfig struct {
+	zkPort, regPort     int
+	http                string
+	services, instances int
+	ready               time.Duration
+	// started, when set, is called with the registry's HTTP address once
+	// everything runs (tests).
+	started func(registryHTTP string)
+}
+
+func demo(ctx context.Context, env *cmdEnv, dc demoConfig) error {
+	log := env.logger
+	if err := zkserver.Available(); err != nil {
+		return fmt.Errorf("%w\nZooKeeper comes from Debian's package: sudo apt-get install -y zookeeper (make demo does this)", err)
+	}
+	dir, err := os.MkdirTemp("", "ferry-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	zcfg := zkserver.DefaultConfig()
+	zcfg.Dir = filepath.Join(dir, "zookeeper")
+	zcfg.Port = portOrFree(dc.zkPort)
+	zcfg.Logger = log
+	zk, err := zkserver.Start(ctx, zcfg)
+	if err != nil {
+		return fmt.Errorf("demo: ZooKeeper: %w", err)
+	}
+	defer zk.Stop()
+
+	lcfg := zkload.DefaultConfig()
+	lcfg.Servers = []string{zk.Addr()}
+	lcfg.Services, lcfg.Instances, lcfg.ServicesPerApp = dc.services, dc.instances, 4
+	lcfg.Prefix = "org.apache.dubbo.demo"
+	loader, err := zkload.Connect(ctx, lcfg, log)
+	if err != nil {
+		return fmt.Errorf("demo: seeding ZooKeeper: %w", err)
+	}
+	// The seeded providers are ephemeral nodes of this session: it stays
+	// open until the demo ends.
+	defer loader.Close()
+	stats, err := loader.Seed(ctx)
+	if err != nil {
+		return fmt.Errorf("demo: seeding ZooKeeper: %w", err)
+	}
+
+	rcfg := registryserver.DefaultConfig()
+	rcfg.Port = portOrFree(dc.regPort)
+	if rcfg.Port != 0 && !portFree(rcfg.Port+1000) {
+		rcfg.Port = 0
+	}
+	rcfg.DataDir = filepath.Join(dir, "registry")
+	reg, err := registryserver.Open(rcfg, log, nil)
+	if err != nil {
+		return fmt.Errorf("demo: registry: %w", err)
+	}
+	if err := reg.Start(); err != nil {
+		return fmt.Errorf("demo: registry: %w", err)
+	}
+	defer reg.Stop()
+	regAddr := reg.HTTPAddr().String()
+
+	wcfg := worker.DefaultConfig()
+	wcfg.DB = "sqlite://" + filepath.Join(dir, "ferry.db")
+	wcfg.ZK = []string{zk.Addr()}
+	wcfg.Registry = []string{regAddr}
+	wcfg.HTTP = dc.http
+	if _, p, err := net.SplitHostPort(dc.http); err == nil {
+		if n, _ := strconv.Atoi(p); n != 0 && !portFree(n) {
+			wcfg.HTTP = "127.0.0.1:0"
+		}
+	}
+	wcfg.WorkerID = "demo-worker"
+	w, err := worker.Start(ctx, wcfg, log)
+	if err != nil {
+		return fmt.Errorf("demo: sync worker: %w", err)
+	}
+	defer w.Stop(context.Background())
+
+	fmt.Fprintf(env.stdout, `
+Ferry demo is running (Ctrl-C stops everything).
+  ZooKeeper      %s   seeded with %d Dubbo services, %d providers (some withNacos=true: not synced)
+  registry       http://%s (Nacos HTTP API), gRPC %s
+  sync worker    http://%s/api/status  and /metrics
+
+Try:
+  curl 'http://%s/nacos/v1/ns/service/list?pageNo=1&pageSize=100'
+  curl 'http://%s/nacos/v1/ns/instance/list?serviceName=providers:%s::'
+  curl 'http://%s/api/status'
+  ferry zkload -zk %s -services 5 -instances 2 -prefix com.example.more   (new services are picked up)
+`, zk.Addr(), stats.Services, stats.Providers, regAddr, reg.GRPCAddr(), w.HTTPAddr(),
+		regAddr, regAddr, loader.Interface(0), w.HTTPAddr(), zk.Addr())
+
+	if err := waitSynced(ctx, w, dc.ready); err != nil {
+		fmt.Fprintf(env.stdout, "  (not fully synced yet: %v)\n", err)
+	} else {
+		st := w.Status()
+		fmt.Fprintf(env.stdout, "  synced: %d instances registered for %d services\n", st.Engine.Registered, st.Engine.Services)
+	}
+	if dc.started != nil {
+		dc.started(regAddr)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(env.stdout, "stopping…")
+	return nil
+}
+
+// waitSynced polls until the worker has registered everything it wants.
+func waitSynced(ctx context.Context, w *worker.Worker, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st := w.Status()
+		if st.ZKSynced && st.Engine.Desired > 0 && st.Engine.Registered >= st.Engine.Desired && st.Engine.Pending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d instances registered after %v", st.Engine.Registered, st.Engine.Desired, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("interrupted")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// portOrFree returns p when it can be bound on loopback, else 0 (a free
+// port chosen by whoever binds it).
+func portOrFree(p int) int {
+	if p != 0 && portFree(p) {
+		return p
+	}
+	return 0
+}
+
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}

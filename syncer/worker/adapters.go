@@ -1,0 +1,199 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrysync/ferry/registryclient"
+	"github.com/ferrysync/ferry/store"
+	"github.com/ferrysync/ferry/syncer"
+)
+
+// clientRegistry adapts a registryclient.Client (beat-kept instances with
+// merged batch beats) to syncer.Registry.
+type clientRegistry struct{ c *registryclient.Client }
+
+func ref(s syncer.ServiceRef) registryclient.ServiceRef {
+	return registryclient.ServiceRef{Namespace: s.Namespace, Group: s.Group, Name: s.Name}
+}
+
+func (r clientRegistry) Keep(ctx context.Context, svc syncer.ServiceRef, insts []syncer.Instance) error {
+	out := make([]registryclient.Instance, 0, len(insts))
+	for _, in := range insts {
+		out = append(out, registryclient.Instance{IP: in.IP, Port: in.Port, Weight: in.Weight,
+			Metadata: in.Metadata, Disabled: !in.Enabled, Unhealthy: !in.Healthy})
+	}
+	return r.c.Keep(ctx, ref(svc), out)
+}
+
+func (r clientRegistry) Deregister(ctx context.Context, svc syncer.ServiceRef, insts []syncer.Instance) error {
+	if len(insts) == 0 {
+		return nil
+	}
+	addrs := make([]registryclient.Addr, 0, len(insts))
+	for _, in := range insts {
+		addrs = append(addrs, registryclient.Addr{IP: in.IP, Port: in.Port})
+	}
+	return r.c.Forget(ctx, ref(svc), addrs...)
+}
+
+func (r clientRegistry) Release(svc syncer.ServiceRef) { r.c.Release(ref(svc)) }
+
+func (r clientRegistry) List(ctx context.Context, svc syncer.ServiceRef) ([]syncer.Instance, error) {
+	info, err := r.c.Query(ctx, ref(svc), "", false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]syncer.Instance, 0, len(info.Hosts))
+	for _, h := range info.Hosts {
+		out = append(out, syncer.Instance{IP: h.IP, Port: h.Port, Weight: h.Weight, Enabled: h.Enabled,
+			Healthy: h.Healthy, Ephemeral: h.Ephemeral, Metadata: h.Metadata})
+	}
+	return out, nil
+}
+
+// appModes caches the store's apps table, refreshed every poll interval;
+// Changed is signalled when any mode changes. Owned by its loop goroutine;
+// readers see an immutable map through an atomic pointer.
+type appModes struct {
+	st      *store.Store
+	log     *slog.Logger
+	modes   atomic.Pointer[map[string]syncer.AppMode]
+	changed chan struct{}
+}
+
+func newAppModes(st *store.Store, log *slog.Logger) *appModes {
+	a := &appModes{st: st, log: log, changed: make(chan struct{}, 1)}
+	empty := map[string]syncer.AppMode{}
+	a.modes.Store(&empty)
+	return a
+}
+
+func (a *appModes) Mode(app string) syncer.AppMode {
+	if m, ok := (*a.modes.Load())[app]; ok {
+		return m
+	}
+	return syncer.ModeSync
+}
+
+func (a *appModes) Changed() <-chan struct{} { return a.changed }
+
+// refresh reloads the table; an error keeps the last known modes.
+func (a *appModes) refresh(ctx context.Context) {
+	apps, err := a.st.ListApps(ctx, "")
+	if err != nil {
+		a.log.Warn("app modes: reload failed, keeping the last known modes", "err", err)
+		return
+	}
+	next := make(map[string]syncer.AppMode, len(apps))
+	for _, app := range apps {
+		next[app.Name] = syncer.AppMode(app.Mode)
+	}
+	prev := *a.modes.Load()
+	same := len(prev) == len(next)
+	for k, v := range next {
+		if prev[k] != v {
+			same = false
+			break
+		}
+	}
+	if same {
+		return
+	}
+	a.modes.Store(&next)
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (a *appModes) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.refresh(ctx)
+		}
+	}
+}
+
+// eventSink buffers engine events and writes them to the store in batches
+// from one goroutine; when the buffer is full events are dropped and counted
+// (Record never blocks the engine).
+type eventSink struct {
+	st      *store.Store
+	log     *slog.Logger
+	ch      chan syncer.Event
+	dropped atomic.Int64
+	once    sync.Once
+}
+
+func newEventSink(st *store.Store, log *slog.Logger, size int) *eventSink {
+	return &eventSink{st: st, log: log, ch: make(chan syncer.Event, size)}
+}
+
+func (e *eventSink) Record(ev syncer.Event) {
+	select {
+	case e.ch <- ev:
+	default:
+		if e.dropped.Add(1) == 1 {
+			e.log.Warn("event buffer full: dropping events (counted)")
+		}
+	}
+}
+
+func toStore(ev syncer.Event) store.Event {
+	detail := ev.Detail
+	if ev.Task != "" {
+		detail = "task=" + ev.Task + " " + detail
+	}
+	return store.Event{Time: ev.At, Kind: string(ev.Kind), Service: ev.Service, Instance: ev.Instance,
+		Worker: ev.Worker, Detail: detail}
+}
+
+// run writes events until ctx ends, then flushes what is buffered.
+func (e *eventSink) run(ctx context.Context) {
+	flush := func(batch []store.Event) {
+		if len(batch) == 0 {
+			return
+		}
+		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := e.st.AppendEvents(wctx, batch...); err != nil {
+			e.log.Warn("events not written", "n", len(batch), "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			var batch []store.Event
+			for {
+				select {
+				case ev := <-e.ch:
+					batch = append(batch, toStore(ev))
+				default:
+					flush(batch)
+					return
+				}
+			}
+		case ev := <-e.ch:
+			batch := []store.Event{toStore(ev)}
+			for len(batch) < 256 {
+				select {
+				case ev := <-e.ch:
+					batch = append(batch, toStore(ev))
+					continue
+				default:
+				}
+				break
+			}
+			flush(batch)
+		}
+	}
+}
