@@ -67,9 +67,11 @@ type Targets interface {
 	AllInstances() []raftstore.Keyed
 }
 
-// Reporter receives health changes (*naming.Registry implements it).
-// Called only when an instance's status flips, from probe rounds (one round
-// at a time), never concurrently.
+// Reporter receives probed health (*naming.Registry implements it). Called
+// from probe rounds (one round at a time, never concurrently) when an
+// instance's status flips, and again every round while the probed status
+// differs from the registered one (a re-registration through Raft may have
+// reset the naming view): calls can repeat and must be idempotent.
 type Reporter interface {
 	SetHealth(key naming.ServiceKey, a naming.Addr, healthy bool)
 }
@@ -137,6 +139,11 @@ func (s *state) observe(ok bool, threshold int) bool {
 type target struct {
 	key  naming.ServiceKey
 	addr naming.Addr
+}
+
+type probeTarget struct {
+	target
+	registered bool // the Healthy stored with the instance
 }
 
 // Prober runs probe rounds. Start begins the loop; Round runs one round
@@ -229,7 +236,7 @@ func (p *Prober) Round(ctx context.Context) {
 	start := time.Now()
 	all := p.deps.Targets.AllInstances()
 	seen := make(map[target]bool, len(all))
-	list := make([]target, 0, len(all))
+	list := make([]probeTarget, 0, len(all))
 	for _, k := range all {
 		a := naming.Addr{IP: k.Instance.IP, Port: k.Instance.Port, Cluster: k.Instance.Cluster}
 		if a.Cluster == "" {
@@ -240,7 +247,7 @@ func (p *Prober) Round(ctx context.Context) {
 			continue
 		}
 		seen[t] = true
-		list = append(list, t)
+		list = append(list, probeTarget{target: t, registered: k.Instance.Healthy})
 		if p.states[t] == nil {
 			p.states[t] = &state{healthy: k.Instance.Healthy}
 		}
@@ -273,11 +280,14 @@ func (p *Prober) Round(ctx context.Context) {
 	}
 	healthy := 0
 	for i, t := range list {
-		s := p.states[t]
+		s := p.states[t.target]
 		p.metrics.probed(results[i])
-		if s.observe(results[i], p.cfg.Threshold) {
+		flipped := s.observe(results[i], p.cfg.Threshold)
+		if flipped {
 			p.log.Info("health changed", "service", t.key.Grouped(), "namespace", t.key.Namespace,
 				"addr", net.JoinHostPort(t.addr.IP, strconv.Itoa(t.addr.Port)), "healthy", s.healthy)
+		}
+		if flipped || s.healthy != t.registered {
 			p.deps.Reporter.SetHealth(t.key, t.addr, s.healthy)
 		}
 		if s.healthy {

@@ -170,17 +170,24 @@ func TestRoundsWithRealListeners(t *testing.T) {
 	if h, ok := p.Healthy(svc, addrOf(keyed(flapAddr).Instance)); !ok || h {
 		t.Fatalf("Healthy = %t %t", h, ok)
 	}
-	p.Round(ctx) // still down: no new report
+	p.Round(ctx) // still down: re-asserted (a re-registration may have reset the view)
+	if r := rep.reports(); len(r) != 2 || r[1] != (report{want, false}) {
+		t.Fatalf("still down: %v", r)
+	}
 	flap = listen(t, flapAddr)
 	defer flap.Close()
 	p.Round(ctx)
 	p.Round(ctx)
-	if r := rep.reports(); len(r) != 1 {
+	if r := rep.reports(); len(r) != 4 || r[3].healthy {
 		t.Fatalf("flipped back before 3 successes: %v", r)
 	}
 	p.Round(ctx)
-	if r := rep.reports(); len(r) != 2 || r[1] != (report{want, true}) {
+	if r := rep.reports(); len(r) != 5 || r[4] != (report{want, true}) {
 		t.Fatalf("after 3 successes: %v", r)
+	}
+	p.Round(ctx) // healthy as registered: nothing to say
+	if r := rep.reports(); len(r) != 5 {
+		t.Fatalf("reports while healthy as registered: %v", r)
 	}
 	// A vanished target is forgotten, never reported as removed.
 	targets.set(keyed(up.Addr().String()))
@@ -188,7 +195,7 @@ func TestRoundsWithRealListeners(t *testing.T) {
 	if _, ok := p.Healthy(svc, addrOf(keyed(flapAddr).Instance)); ok {
 		t.Fatal("vanished target still tracked")
 	}
-	if r := rep.reports(); len(r) != 2 {
+	if r := rep.reports(); len(r) != 5 {
 		t.Fatalf("reports after target vanished: %v", r)
 	}
 }
@@ -320,11 +327,11 @@ func TestLoopWithInjectedClock(t *testing.T) {
 	up.Store(true)
 	step()
 	step()
-	if r := rep.reports(); len(r) != 1 {
-		t.Fatalf("flipped after 2 good rounds: %v", r)
+	if r := rep.reports(); len(r) != 3 || r[2].healthy {
+		t.Fatalf("after 2 good rounds: %v", r)
 	}
 	step()
-	if r := rep.reports(); len(r) != 2 || !r[1].healthy {
+	if r := rep.reports(); len(r) != 4 || !r[3].healthy {
 		t.Fatalf("after 3 good rounds: %v", r)
 	}
 	p.Stop()
@@ -356,3 +363,6 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("missing deps: %v", err)
 	}
 }
+
+// The Raft store is what the server wiring passes as Targets.
+var _ Targets = (*raftstore.Store)(nil)

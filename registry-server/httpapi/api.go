@@ -132,13 +132,14 @@ func (a *API) routes() {
 		a.handle(v, "POST "+pre+"/instance", a.register)
 		a.handle(v, "DELETE "+pre+"/instance", a.deregister)
 		a.handle(v, "PUT "+pre+"/instance", a.update)
-		a.handle(v, "GET "+pre+"/instance", a.detail)
+		a.handle(v, "PATCH "+pre+"/instance", a.patch(v))
+		a.handle(v, "GET "+pre+"/instance", a.detail(v))
 		a.handle(v, "GET "+pre+"/instance/list", a.list)
 		a.handle(v, "PUT "+pre+"/instance/beat", a.beat)
 		a.handle(v, "GET "+pre+"/service/list", a.serviceList(v))
 		a.handle(v, "POST "+pre+"/service", a.serviceCreate)
 		a.handle(v, "PUT "+pre+"/service", a.serviceUpdate)
-		a.handle(v, "GET "+pre+"/service", a.serviceGet)
+		a.handle(v, "GET "+pre+"/service", a.serviceGet(v))
 		a.handle(v, "DELETE "+pre+"/service", a.serviceDelete)
 		a.handle(v, "GET "+pre+"/operator/metrics", a.operatorMetrics)
 		a.handle(v, "PUT "+pre+"/ferry/offline", a.offline)
@@ -200,7 +201,19 @@ func (a *API) handle(v version, pattern string, h handlerFunc) {
 // wrapped in the v2 envelope as data.
 type raw string
 
+// bare marks an answer that v2 does not wrap either (InstanceControllerV2
+// returns the beat's ObjectNode as is).
+type bare struct{ v any }
+
 func writeOK(w http.ResponseWriter, v version, out any) {
+	if b, ok := out.(bare); ok {
+		if s, ok := b.v.(string); ok {
+			writeText(w, http.StatusOK, s)
+			return
+		}
+		writeJSON(w, http.StatusOK, b.v)
+		return
+	}
 	if v == v2 {
 		if r, ok := out.(raw); ok {
 			out = string(r)
@@ -388,39 +401,119 @@ func (a *API) update(_ *http.Request, p params) (any, *apiError) {
 	return raw("ok"), storeError(a.deps.Store.PutOverride(f.key, o))
 }
 
-func (a *API) detail(_ *http.Request, p params) (any, *apiError) {
-	key, err := p.serviceKey()
-	if err != nil {
-		return nil, err
+// patch is PATCH /instance: like update, but only the parameters given
+// (metadata, weight, enabled) change the instance's override; the instance
+// must exist.
+func (a *API) patch(v version) handlerFunc {
+	return func(_ *http.Request, p params) (any, *apiError) {
+		key, err := p.serviceKey()
+		if err != nil {
+			return nil, err
+		}
+		ip, err := p.ip()
+		if err != nil {
+			return nil, err
+		}
+		port, err := p.port()
+		if err != nil {
+			return nil, err
+		}
+		cluster, err := p.cluster()
+		if err != nil {
+			return nil, err
+		}
+		addr := naming.Addr{IP: ip, Port: port, Cluster: cluster}
+		var o naming.Override
+		found := false
+		for _, x := range a.deps.Store.Overrides(key) {
+			if x.Addr == addr {
+				o, found = x, true
+			}
+		}
+		if !found {
+			si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
+			if serr != nil {
+				return nil, serverError(serr)
+			}
+			for _, h := range si.Hosts {
+				found = found || (h.IP == ip && h.Port == port)
+			}
+			for _, in := range a.deps.Store.Instances(key) {
+				found = found || (in.IP == ip && in.Port == port && in.Cluster == cluster)
+			}
+		}
+		if !found {
+			return nil, errInvalid(codeInstanceError, "instance not found")
+		}
+		o.Addr = addr
+		if strings.TrimSpace(p.v.Get("metadata")) != "" {
+			md, merr := p.metadata("metadata")
+			if merr != nil {
+				return nil, merr
+			}
+			o.Metadata = md
+		}
+		if strings.TrimSpace(p.v.Get("weight")) != "" {
+			w, werr := p.weight()
+			if werr != nil {
+				return nil, werr
+			}
+			o.Weight = &w
+		}
+		if s := strings.TrimSpace(p.v.Get("enabled")); s != "" {
+			e := boolParam(s)
+			o.Enabled = &e
+		}
+		if serr := a.deps.Store.PutOverride(key, o); serr != nil {
+			return nil, storeError(serr)
+		}
+		if v == v2 {
+			return bare{"ok"}, nil // InstanceControllerV2.patch returns a bare String
+		}
+		return raw("ok"), nil
 	}
-	ip, err := p.ip()
-	if err != nil {
-		return nil, err
-	}
-	port, err := p.port()
-	if err != nil {
-		return nil, err
-	}
-	cluster, err := p.cluster()
-	if err != nil {
-		return nil, err
-	}
-	si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
-	if serr != nil {
-		return nil, serverError(serr)
-	}
-	if len(si.Hosts) == 0 {
-		return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("no ips found for cluster %s in service %s", cluster, key.Grouped())}
-	}
-	for _, h := range si.Hosts {
-		if h.IP == ip && h.Port == port {
-			return instanceDetail{
+}
+
+func (a *API) detail(v version) handlerFunc {
+	return func(_ *http.Request, p params) (any, *apiError) {
+		key, err := p.serviceKey()
+		if err != nil {
+			return nil, err
+		}
+		ip, err := p.ip()
+		if err != nil {
+			return nil, err
+		}
+		port, err := p.port()
+		if err != nil {
+			return nil, err
+		}
+		cluster, err := p.cluster()
+		if err != nil {
+			return nil, err
+		}
+		si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
+		if serr != nil {
+			return nil, serverError(serr)
+		}
+		if len(si.Hosts) == 0 {
+			return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("no ips found for cluster %s in service %s", cluster, key.Grouped())}
+		}
+		for _, h := range si.Hosts {
+			if h.IP != ip || h.Port != port {
+				continue
+			}
+			d := instanceDetail{
 				Service: key.Grouped(), IP: h.IP, Port: h.Port, ClusterName: cluster,
 				Weight: h.Weight, Healthy: h.Healthy, InstanceID: instanceID(key, h), Metadata: nonNil(h.Metadata),
-			}, nil
+			}
+			if v == v2 {
+				return instanceDetailV2(d), nil
+			}
+			return d, nil
 		}
+		return nil, &apiError{status: 404, code: codeNotFound, msg: "no matched ip found!"}
 	}
-	return nil, &apiError{status: 404, code: codeNotFound, msg: "no matched ip found!"}
 }
 
 func (a *API) list(_ *http.Request, p params) (any, *apiError) {
@@ -457,28 +550,32 @@ func (a *API) beat(_ *http.Request, p params) (any, *apiError) {
 	if berr != nil {
 		return nil, serverError(berr)
 	}
+	code := 10200 // Nacos ResponseCode.OK
 	if !ok {
-		return beatUnknown{ClientBeatInterval: interval, Code: 20404}, nil
+		code = 20404 // NamingResponseCode.RESOURCE_NOT_FOUND: re-register
 	}
-	return beatOK{ClientBeatInterval: interval, Code: 10200, LightBeatEnabled: true}, nil
+	return bare{beatAnswer{ClientBeatInterval: interval, Code: code, LightBeatEnabled: true}}, nil
 }
 
-// Beat answers, field order as Nacos' ObjectNode.
-type beatOK struct {
+// beatAnswer is the beat's ObjectNode, fields in Nacos' insertion order
+// (2.x answers lightBeatEnabled with 20404 too).
+type beatAnswer struct {
 	ClientBeatInterval int64 `json:"clientBeatInterval"`
 	Code               int   `json:"code"`
 	LightBeatEnabled   bool  `json:"lightBeatEnabled"`
 }
 
-type beatUnknown struct {
-	ClientBeatInterval int64 `json:"clientBeatInterval"`
-	Code               int   `json:"code"`
-}
-
 func (a *API) serviceList(v version) handlerFunc {
 	return func(_ *http.Request, p params) (any, *apiError) {
-		pageNo, pageSize, err := p.page()
-		if err != nil {
+		var pageNo, pageSize int
+		var err *apiError
+		if v == v2 {
+			// v2: optional, 1 and 20 by default, pageSize capped at 500.
+			if pageNo, pageSize, err = p.pageOpt(1, 20); err != nil {
+				return nil, err
+			}
+			pageSize = min(pageSize, 500)
+		} else if pageNo, pageSize, err = p.page(); err != nil {
 			return nil, err
 		}
 		ns, err := p.namespace()
@@ -568,27 +665,48 @@ func (a *API) serviceUpdate(_ *http.Request, p params) (any, *apiError) {
 	return raw("ok"), storeError(a.deps.Store.PutServiceMeta(key, m))
 }
 
-func (a *API) serviceGet(_ *http.Request, p params) (any, *apiError) {
-	key, err := p.serviceKey()
-	if err != nil {
-		return nil, err
+func (a *API) serviceGet(v version) handlerFunc {
+	return func(_ *http.Request, p params) (any, *apiError) {
+		key, err := p.serviceKey()
+		if err != nil {
+			return nil, err
+		}
+		k, err := a.kindOf(key)
+		if err != nil {
+			return nil, err
+		}
+		if !k.exists {
+			return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("service %s is not exist!", key.Grouped())}
+		}
+		eph := k.ephemeral
+		if k.hasMeta {
+			eph = k.meta.Ephemeral
+		}
+		sel := selector{Type: "none", ContextType: "NONE"}
+		if v == v2 {
+			return serviceDetailV2{
+				NamespaceID: key.Namespace, ServiceName: key.Name, GroupName: key.Group, ClusterMap: map[string]any{},
+				Metadata: nonNil(k.meta.Metadata), ProtectThreshold: k.meta.ProtectThreshold, Selector: sel, Ephemeral: eph,
+			}, nil
+		}
+		return serviceDetail{
+			NamespaceID: key.Namespace, GroupName: key.Group, Name: key.Name,
+			ProtectThreshold: k.meta.ProtectThreshold, Metadata: nonNil(k.meta.Metadata),
+			Selector: sel, Ephemeral: eph, Clusters: []any{},
+		}, nil
 	}
-	k, err := a.kindOf(key)
-	if err != nil {
-		return nil, err
-	}
-	if !k.exists {
-		return nil, &apiError{status: 404, code: codeNotFound, msg: fmt.Sprintf("service %s is not exist!", key.Grouped())}
-	}
-	eph := k.ephemeral
-	if k.hasMeta {
-		eph = k.meta.Ephemeral
-	}
-	return serviceDetail{
-		NamespaceID: key.Namespace, GroupName: key.Group, Name: key.Name,
-		ProtectThreshold: k.meta.ProtectThreshold, Metadata: nonNil(k.meta.Metadata),
-		Selector: selector{Type: "none", ContextType: "NONE"}, Ephemeral: eph, Clusters: []any{},
-	}, nil
+}
+
+// serviceDetailV2 is Nacos' ServiceDetailInfo.
+type serviceDetailV2 struct {
+	NamespaceID      string            `json:"namespaceId"`
+	ServiceName      string            `json:"serviceName"`
+	GroupName        string            `json:"groupName"`
+	ClusterMap       map[string]any    `json:"clusterMap"`
+	Metadata         map[string]string `json:"metadata"`
+	ProtectThreshold float64           `json:"protectThreshold"`
+	Selector         selector          `json:"selector"`
+	Ephemeral        bool              `json:"ephemeral"`
 }
 
 type selector struct {

@@ -33,7 +33,7 @@ func (h tlog) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h tlog) WithGroup(string) slog.Handler      { return h }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	naming *fakeNaming
 	store  *raftstore.Store
@@ -52,7 +52,7 @@ func storeConfig(dir string) raftstore.Config {
 
 // newEnv starts a Raft store on dir feeding a fake naming core, and the API
 // on an httptest server.
-func newEnv(t *testing.T, dir string) *env {
+func newEnv(t testing.TB, dir string) *env {
 	t.Helper()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	fn := newFakeNaming(clock.Now)
@@ -76,6 +76,7 @@ func newEnv(t *testing.T, dir string) *env {
 }
 
 func (e *env) close() {
+	http.DefaultClient.CloseIdleConnections()
 	e.srv.Close()
 	_ = e.store.Stop()
 }
@@ -143,6 +144,17 @@ func TestRegisterListDeregisterV1(t *testing.T) {
 	e := newEnv(t, t.TempDir())
 	if b := e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "metadata", `{"k":"v","n":1}`)); b != "ok" {
 		t.Fatalf("register body %q", b)
+	}
+	// As nacos-sdk-go v2 sends a persistent instance: grouped name, "enable",
+	// empty clusterName, metadata "null".
+	e.mustOK("POST", "/nacos/v1/ns/instance", vals("namespaceId", "", "serviceName", "DEFAULT_GROUP@@sdk", "groupName", "DEFAULT_GROUP",
+		"app", "", "clusterName", "", "ip", "10.0.0.3", "port", "80", "weight", "1", "enable", "true", "healthy", "true", "metadata", "null", "ephemeral", "false"))
+	if si := e.list(vals("serviceName", "sdk")); len(si.Hosts) != 1 || si.Hosts[0].Ephemeral || si.Hosts[0].ClusterName != "DEFAULT" {
+		t.Fatalf("sdk-style registration: %+v", si)
+	}
+	e.mustOK("DELETE", "/nacos/v1/ns/instance", vals("namespaceId", "", "serviceName", "DEFAULT_GROUP@@sdk", "clusterName", "", "ip", "10.0.0.3", "port", "80", "ephemeral", "false"))
+	if si := e.list(vals("serviceName", "sdk")); len(si.Hosts) != 0 {
+		t.Fatalf("sdk-style deregistration: %+v", si)
 	}
 	// Persistent, grouped name, k=v metadata, cluster, weight.
 	e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "g1@@pers", "ip", "10.0.0.2", "port", "80", "ephemeral", "false",
@@ -236,13 +248,21 @@ func TestV2Envelope(t *testing.T) {
 	if err := json.Unmarshal(r.Data, &si); err != nil || len(si.Hosts) != 1 {
 		t.Fatalf("list v2 = %s (%v)", r.Data, err)
 	}
-	r = dec(e.mustOK("PUT", "/nacos/v2/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")))
-	if string(r.Data) != `{"clientBeatInterval":5000,"code":10200,"lightBeatEnabled":true}` {
-		t.Fatalf("beat v2 = %s", r.Data)
+	// v2 beat answers the bare ObjectNode, as InstanceControllerV2.
+	if b := e.mustOK("PUT", "/nacos/v2/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")); b != `{"clientBeatInterval":5000,"code":10200,"lightBeatEnabled":true}` {
+		t.Fatalf("beat v2 = %s", b)
 	}
-	r = dec(e.mustOK("GET", "/nacos/v2/ns/service/list", vals("pageNo", "1", "pageSize", "10")))
+	r = dec(e.mustOK("GET", "/nacos/v2/ns/instance/list", vals("serviceName", "demo", "clusterName", "other")))
+	if !strings.Contains(string(r.Data), `"hosts":[]`) {
+		t.Fatalf("list v2 clusterName filter = %s", r.Data)
+	}
+	r = dec(e.mustOK("GET", "/nacos/v2/ns/service/list", nil)) // pages optional in v2
 	if string(r.Data) != `{"count":1,"services":["demo"]}` {
 		t.Fatalf("service list v2 = %s", r.Data)
+	}
+	r = dec(e.mustOK("GET", "/nacos/v2/ns/service", vals("serviceName", "demo")))
+	if string(r.Data) != `{"namespaceId":"public","serviceName":"demo","groupName":"DEFAULT_GROUP","clusterMap":{},"metadata":{},"protectThreshold":0,"selector":{"type":"none","contextType":"NONE"},"ephemeral":true}` {
+		t.Fatalf("service detail v2 = %s", r.Data)
 	}
 	r = dec(e.mustOK("GET", "/nacos/v2/ns/operator/metrics", nil))
 	if string(r.Data) != `{"status":"UP"}` {
@@ -253,7 +273,7 @@ func TestV2Envelope(t *testing.T) {
 		t.Fatalf("update v2 = %+v", r)
 	}
 	r = dec(e.mustOK("GET", "/nacos/v2/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")))
-	if !strings.Contains(string(r.Data), `"weight":3`) {
+	if !strings.Contains(string(r.Data), `"weight":3`) || !strings.Contains(string(r.Data), `"serviceName":"DEFAULT_GROUP@@demo"`) {
 		t.Fatalf("detail v2 = %s", r.Data)
 	}
 	r = dec(e.mustOK("DELETE", "/nacos/v2/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")))
@@ -274,8 +294,8 @@ func TestV2Envelope(t *testing.T) {
 
 func TestBeat(t *testing.T) {
 	e := newEnv(t, t.TempDir())
-	// Light beat of an unknown instance: 20404, exactly as Nacos.
-	if b := e.mustOK("PUT", "/nacos/v1/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")); b != `{"clientBeatInterval":5000,"code":20404}` {
+	// Light beat of an unknown instance: 20404, exactly as Nacos 2.x.
+	if b := e.mustOK("PUT", "/nacos/v1/ns/instance/beat", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080")); b != `{"clientBeatInterval":5000,"code":20404,"lightBeatEnabled":true}` {
 		t.Fatalf("light beat unknown = %s", b)
 	}
 	// Full beat registers it.
@@ -354,6 +374,35 @@ func TestUpdateIsOverrideAndSurvivesReregistration(t *testing.T) {
 	e.mustOK("PUT", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "enabled", "true"))
 	if si := e.list(vals("serviceName", "demo")); len(si.Hosts) != 2 {
 		t.Fatalf("after enabling: %v", hostsOf(si))
+	}
+}
+
+func TestPatch(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	if code, _ := e.call("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "weight", "2")); code != 400 {
+		t.Fatalf("patch of unknown instance: %d", code)
+	}
+	e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "metadata", "a=1"))
+	e.mustOK("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "weight", "2"))
+	if b := e.mustOK("PATCH", "/nacos/v2/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "metadata", "b=2")); b != "ok" {
+		t.Fatalf("v2 patch answer %q", b)
+	}
+	si := e.list(vals("serviceName", "demo"))
+	if len(si.Hosts) != 1 || si.Hosts[0].Weight != 2 || si.Hosts[0].Metadata["a"] != "1" || si.Hosts[0].Metadata["b"] != "2" {
+		t.Fatalf("after patches: %+v", si.Hosts)
+	}
+	o := e.store.Overrides(naming.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Name: "demo"})
+	if len(o) != 1 || o[0].Enabled != nil || *o[0].Weight != 2 {
+		t.Fatalf("override = %+v", o)
+	}
+	e.mustOK("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "enabled", "false"))
+	if si := e.list(vals("serviceName", "demo")); len(si.Hosts) != 0 {
+		t.Fatalf("after disabling patch: %v", hostsOf(si))
+	}
+	// Patching the disabled instance (known only through its override) works.
+	e.mustOK("PATCH", "/nacos/v1/ns/instance", vals("serviceName", "demo", "ip", "10.0.0.1", "port", "8080", "enabled", "true"))
+	if si := e.list(vals("serviceName", "demo")); len(si.Hosts) != 1 || si.Hosts[0].Weight != 2 {
+		t.Fatalf("after enabling patch: %v", hostsOf(si))
 	}
 }
 
@@ -606,3 +655,6 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 }
+
+// The Raft store is what the server wiring passes as Store.
+var _ Store = (*raftstore.Store)(nil)

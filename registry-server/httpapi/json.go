@@ -50,6 +50,19 @@ type instanceDetail struct {
 	Metadata    map[string]string `json:"metadata"`
 }
 
+// instanceDetailV2 is Nacos' InstanceDetailInfoVo: the same fields with
+// serviceName instead of service.
+type instanceDetailV2 struct {
+	Service     string            `json:"serviceName"`
+	IP          string            `json:"ip"`
+	Port        int               `json:"port"`
+	ClusterName string            `json:"clusterName"`
+	Weight      float64           `json:"weight"`
+	Healthy     bool              `json:"healthy"`
+	InstanceID  string            `json:"instanceId"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
 func nonNil(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}

@@ -220,9 +220,13 @@ func (p params) checkCluster(c string) *apiError {
 	return nil
 }
 
-// clusters reads the comma list "clusters" for queries.
+// clusters reads the comma list "clusters" for queries (v2 calls it
+// clusterName).
 func (p params) clusters() (string, []string, *apiError) {
 	raw := p.v.Get("clusters")
+	if raw == "" {
+		raw = p.v.Get("clusterName")
+	}
 	var out []string
 	for _, c := range strings.Split(raw, ",") {
 		if c = strings.TrimSpace(c); c == "" {
@@ -282,7 +286,7 @@ func (p params) weight() (float64, *apiError) {
 	}
 	w, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w < 0 || w > 10000 {
-		return 0, errInvalid(codeWeight, "instance format invalid: The weights range from 0.00 to 10000.00")
+		return 0, errInvalid(codeWeight, "instance format invalid: The weights range from 0.0 to 10000.0")
 	}
 	return w, nil
 }
@@ -324,6 +328,11 @@ func parseMetadata(s string) (map[string]string, *apiError) {
 	}
 	if m, ok := parseMetadataJSON(s); ok {
 		return m, nil
+	}
+	if strings.TrimSpace(s) == "null" {
+		// JSON null: what nacos-sdk-go sends for nil metadata; Jackson
+		// reads it as no metadata.
+		return nil, nil
 	}
 	out := map[string]string{}
 	for _, kv := range javaSplit(s, ",") {
@@ -511,7 +520,7 @@ func (p params) beat() (naming.ServiceKey, naming.Instance, bool, *apiError) {
 	}
 	if b.Weight != nil {
 		if w := *b.Weight; math.IsNaN(w) || w < 0 || w > 10000 {
-			return key, inst, false, errInvalid(codeWeight, "instance format invalid: The weights range from 0.00 to 10000.00")
+			return key, inst, false, errInvalid(codeWeight, "instance format invalid: The weights range from 0.0 to 10000.0")
 		}
 		inst.Weight = *b.Weight
 	}
@@ -535,6 +544,23 @@ func (p params) page() (int, int, *apiError) {
 		}
 		n, perr := strconv.Atoi(strings.TrimSpace(s))
 		if perr != nil || n < 1 {
+			return 0, 0, errInvalid(codeParamValidate, "Param '%s' is illegal: %q", name, s)
+		}
+		out[i] = n
+	}
+	return out[0], out[1], nil
+}
+
+// pageOpt reads optional pageNo and pageSize (>= 1 when given).
+func (p params) pageOpt(defNo, defSize int) (int, int, *apiError) {
+	out := [2]int{defNo, defSize}
+	for i, name := range []string{"pageNo", "pageSize"} {
+		s := strings.TrimSpace(p.v.Get(name))
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
 			return 0, 0, errInvalid(codeParamValidate, "Param '%s' is illegal: %q", name, s)
 		}
 		out[i] = n

@@ -16,6 +16,7 @@ func TestParseMetadata(t *testing.T) {
 	}{
 		{"", nil, false},
 		{"   ", nil, false},
+		{"null", nil, false}, // nacos-sdk-go's encoding of nil metadata
 		{`{"a":"1","b":2,"c":true,"d":null}`, map[string]string{"a": "1", "b": "2", "c": "true", "d": ""}, false},
 		{`{}`, map[string]string{}, false},
 		{"a=1,b=2", map[string]string{"a": "1", "b": "2"}, false},

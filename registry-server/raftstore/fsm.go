@@ -147,12 +147,14 @@ func instAddr(in naming.Instance) naming.Addr {
 func encode(typ byte, body any) ([]byte, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: encode %s: %w", cmdNames[typ], err)
+		return nil, fmt.Errorf("%w: encode %s: %v", ErrInvalidParam, cmdNames[typ], err)
 	}
 	return append([]byte{typ}, b...), nil
 }
 
-type handler func(f *fsm, body []byte) (map[naming.ServiceKey]change, error)
+// handler decodes an entry's body (outside the FSM lock) and returns the
+// function that applies it (under the lock).
+type handler func(body []byte) func(f *fsm) (map[naming.ServiceKey]change, error)
 
 // dispatch maps a log entry type to its decoder and apply function.
 var dispatch = map[byte]handler{
@@ -168,12 +170,12 @@ var dispatch = map[byte]handler{
 // decodeThen decodes the body strictly; an undecodable body panics, since
 // replicas must never diverge on what a committed entry means.
 func decodeThen[T any](apply func(*fsm, T) (map[naming.ServiceKey]change, error)) handler {
-	return func(f *fsm, body []byte) (map[naming.ServiceKey]change, error) {
+	return func(body []byte) func(f *fsm) (map[naming.ServiceKey]change, error) {
 		var c T
 		if err := json.Unmarshal(body, &c); err != nil {
 			panic(fmt.Sprintf("raftstore: undecodable %T log entry: %v", c, err))
 		}
-		return apply(f, c)
+		return func(f *fsm) (map[naming.ServiceKey]change, error) { return apply(f, c) }
 	}
 }
 
@@ -189,9 +191,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if !ok {
 		panic(fmt.Sprintf("raftstore: unknown log entry type %d at index %d", l.Data[0], l.Index))
 	}
+	run := h(l.Data[1:]) // decodes (and panics on garbage) before locking
 	f.mu.Lock()
-	changed, err := h(f, l.Data[1:])
-	views := f.viewsLocked(changed)
+	changed, err := run(f)
+	var views []view
+	if f.applier != nil {
+		views = f.viewsLocked(changed)
+	}
 	f.mu.Unlock()
 	f.metrics.applied(cmdNames[l.Data[0]], err)
 	f.publish(views)
@@ -290,6 +296,9 @@ func (f *fsm) putInstance(c putInstanceCmd) (map[naming.ServiceKey]change, error
 	a := instAddr(c.Instance)
 	if err := validAddr(a); err != nil {
 		return nil, err
+	}
+	if w := c.Instance.Weight; w < 0 || w > 10000 {
+		return nil, fmt.Errorf("%w: weight %v out of [0, 10000]", ErrInvalidParam, w)
 	}
 	s := f.services[c.Key]
 	if s != nil && s.Meta != nil && s.Meta.Ephemeral {

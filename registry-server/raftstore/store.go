@@ -10,6 +10,7 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,7 @@ type Store struct {
 	raft    *raft.Raft
 	bolt    *raftboltdb.BoltStore
 	trans   io.Closer
+	addr    string // transport address
 
 	ready     atomic.Bool   // leader and caught up (barrier passed)
 	readyOnce sync.Once     // closes readyCh
@@ -55,8 +57,10 @@ type Store struct {
 // single-node cluster when cfg.Bootstrap and there is no state yet, and
 // starts Raft. It does not wait for leadership: writes wait for it (up to
 // ApplyTimeout) and Ready reports it. The Applier receives the replayed
-// state as Raft restores the snapshot and re-applies the log. reg may be
-// nil (no metrics).
+// state as Raft restores the snapshot (already inside Open) and re-applies
+// the log (once leader), so it must be usable before Open is called; after
+// the first Ready it holds everything committed. reg may be nil (no
+// metrics).
 func Open(cfg Config, logger *slog.Logger, a Applier, reg prometheus.Registerer) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -115,6 +119,7 @@ func Open(cfg Config, logger *slog.Logger, a Applier, reg prometheus.Registerer)
 		trans, s.trans = nt, nt
 	}
 
+	s.addr = string(trans.LocalAddr())
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ServerID)
 	rc.Logger = hl
@@ -228,8 +233,13 @@ func (s *Store) apply(typ byte, body any) error {
 		return err
 	}
 	start := time.Now()
-	if err := s.WaitReady(s.cfg.ApplyTimeout); err != nil {
-		return err
+	if !s.ready.Load() {
+		if addr, id := s.raft.LeaderWithID(); id != "" && string(id) != s.cfg.ServerID {
+			return fmt.Errorf("%w: the leader is %s at %s", ErrNotLeader, id, addr)
+		}
+		if err := s.WaitReady(s.cfg.ApplyTimeout); err != nil {
+			return err
+		}
 	}
 	left := s.cfg.ApplyTimeout - time.Since(start)
 	if left <= 0 {
@@ -320,6 +330,28 @@ func (s *Store) Services() []naming.ServiceKey { return s.fsm.serviceKeys() }
 // health prober's targets).
 func (s *Store) AllInstances() []Keyed { return s.fsm.allInstances() }
 
+// AddVoter adds a peer (its ServerID and Raft address) to the cluster; on
+// the leader only. Peers start with Bootstrap=false and an empty Dir.
+func (s *Store) AddVoter(id, addr string) error {
+	if err := s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return fmt.Errorf("raftstore: add voter %s: %w", id, err)
+	}
+	return nil
+}
+
+// Addr is this node's Raft transport address.
+func (s *Store) Addr() string { return s.addr }
+
+// Leader returns the current leader's server ID and address ("" when
+// none is known).
+func (s *Store) Leader() (id, addr string) {
+	a, i := s.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
 // Snapshot forces a snapshot now (tests, operators).
 func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 
@@ -332,6 +364,9 @@ func (s *Store) Stop() error {
 		s.wg.Wait()
 		s.metrics.setState(raft.Shutdown)
 		s.ready.Store(false)
+		if nt, ok := s.trans.(*raft.NetworkTransport); ok {
+			nt.CloseStreams() // pooled connections: lets peers' readers end
+		}
 		if cerr := s.trans.Close(); err == nil {
 			err = cerr
 		}
@@ -348,14 +383,25 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{l}, DisableTime: true})
 }
 
-// slogWriter logs each write (hclog writes one line per call) as a record.
+// slogWriter logs each write (hclog writes one line per call) as a record,
+// at the level hclog put in the line.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			w.l.Info(line, "from", "raft")
+		if line = strings.TrimSpace(line); line == "" {
+			continue
 		}
+		level := slog.LevelInfo
+		switch {
+		case strings.HasPrefix(line, "[ERROR]"):
+			level = slog.LevelError
+		case strings.HasPrefix(line, "[WARN]"):
+			level = slog.LevelWarn
+		case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
+			level = slog.LevelDebug
+		}
+		w.l.Log(context.Background(), level, line, "from", "raft")
 	}
 	return len(p), nil
 }
