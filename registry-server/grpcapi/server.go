@@ -348,11 +348,13 @@ func (s *Server) ejectLoop() {
 				_, err := s.call(context.Background(), c, &wire.ClientDetectionRequest{}, s.cfg.DetectTimeout)
 				if err == nil {
 					c.touch(s.now())
+					s.met.detections.WithLabelValues("ok").Inc()
 					return
 				}
 				if errors.Is(err, ErrStopped) {
 					return
 				}
+				s.met.detections.WithLabelValues("dropped").Inc()
 				s.log.Info("closing unresponsive connection", "conn", c.ID, "err", err)
 				s.closeConn(c)
 			}(c)
