@@ -75,7 +75,8 @@ type Server struct {
 	pending map[string]chan wire.Response
 	nextID  atomic.Uint64
 
-	push *pusher
+	push  *pusher
+	hosts *hostsCache
 
 	started  atomic.Bool
 	stopOnce sync.Once
@@ -109,6 +110,7 @@ func New(cfg Config, reg *naming.Registry, logger *slog.Logger, registerer prome
 		stopped:  make(chan struct{}),
 	}
 	s.push = newPusher(s)
+	s.hosts = newHostsCache(100000)
 	s.registerNamingHandlers()
 	return s, nil
 }
