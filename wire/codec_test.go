@@ -283,3 +283,37 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestLightBeatItemJSON(t *testing.T) {
+	p, err := Encode(&FerryBatchBeatRequest{Beats: []BeatItem{{Namespace: "public", GroupName: "G", ServiceName: "s", IP: "10.0.0.1", Port: 80}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, p.GetBody().GetValue(), `{"module":"naming","registerIfUnknown":false,"beats":[{"namespace":"public","groupName":"G","serviceName":"s","ip":"10.0.0.1","port":80}]}`)
+	m, _ := Decode(p)
+	b := m.(*FerryBatchBeatRequest).Beats[0]
+	if ip, port, _ := b.Addr(); b.Full() || ip != "10.0.0.1" || port != 80 {
+		t.Fatalf("%+v", b)
+	}
+	full := BeatItem{Instance: Instance{IP: "10.0.0.2", Port: 81, ClusterName: "C"}, IP: "ignored"}
+	if ip, port, cl := full.Addr(); !full.Full() || ip != "10.0.0.2" || port != 81 || cl != "C" {
+		t.Fatalf("%+v", full)
+	}
+}
+
+func TestServiceInfoHostsJSON(t *testing.T) {
+	si := ServiceInfo{Name: "s", GroupName: "G", Hosts: []Instance{{IP: "1.1.1.1", Port: 1, Metadata: map[string]string{"k": `"hosts":null`}}}, Valid: true}
+	want, err := Encode(&QueryServiceResponse{ResponseHeader: Okay(), ServiceInfo: si})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := json.Marshal(si.Hosts)
+	cached := si
+	cached.Hosts = nil
+	cached.HostsJSON = hosts
+	got, err := Encode(&QueryServiceResponse{ResponseHeader: Okay(), ServiceInfo: cached})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, got.GetBody().GetValue(), string(want.GetBody().GetValue()))
+}

@@ -106,7 +106,19 @@ type ServiceInfo struct {
 	AllIPs                   bool       `json:"allIPs"`
 	ReachProtectionThreshold bool       `json:"reachProtectionThreshold"`
 	Valid                    bool       `json:"valid"`
+
+	// HostsJSON, when set (and Hosts nil), is sent as "hosts" instead of
+	// encoding Hosts: servers cache a service's encoded hosts between
+	// changes. Codec.Encode splices it in.
+	HostsJSON json.RawMessage `json:"-"`
 }
+
+// withServiceInfo is implemented by the messages that carry a ServiceInfo.
+type withServiceInfo interface{ serviceInfo() *ServiceInfo }
+
+func (r *QueryServiceResponse) serviceInfo() *ServiceInfo     { return &r.ServiceInfo }
+func (r *SubscribeServiceResponse) serviceInfo() *ServiceInfo { return &r.ServiceInfo }
+func (r *NotifySubscriberRequest) serviceInfo() *ServiceInfo  { return &r.ServiceInfo }
 
 // ---- internal module ----
 
@@ -278,17 +290,37 @@ type NotifySubscriberResponse struct{ ResponseHeader }
 
 // ---- Ferry's merged beat extension (module naming) ----
 
-// BeatItem is one beat-kept instance's beat. Instance is complete so that the
-// server can register an instance it does not know.
+// BeatItem is one beat-kept instance's beat. A full item carries the whole
+// Instance, so that the server can register an instance it does not know;
+// a light item leaves Instance zero (omitted from the JSON) and names the
+// instance by IP, Port and Cluster only, which is much cheaper to send and
+// decode. Clients send light items for instances the server knows and full
+// ones for new instances and for items answered "unknown". When Instance.IP
+// is set it wins over the light fields.
 type BeatItem struct {
 	Namespace   string   `json:"namespace"`
 	GroupName   string   `json:"groupName"`
 	ServiceName string   `json:"serviceName"`
-	Instance    Instance `json:"instance"`
+	IP          string   `json:"ip,omitempty"`
+	Port        int      `json:"port,omitempty"`
+	Cluster     string   `json:"cluster,omitempty"`
+	Instance    Instance `json:"instance,omitzero"`
 }
 
+// Addr returns the item's instance address (ip, port, cluster as sent).
+func (b *BeatItem) Addr() (ip string, port int, cluster string) {
+	if b.Instance.IP != "" {
+		return b.Instance.IP, b.Instance.Port, b.Instance.ClusterName
+	}
+	return b.IP, b.Port, b.Cluster
+}
+
+// Full reports whether the item carries a whole instance.
+func (b *BeatItem) Full() bool { return b.Instance.IP != "" }
+
 // FerryBatchBeatRequest beats many beat-kept instances at once.
-// RegisterIfUnknown makes the server register the items it does not know.
+// RegisterIfUnknown makes the server register the full items it does not
+// know (light unknown items are answered "unknown").
 type FerryBatchBeatRequest struct {
 	RequestHeader
 	RegisterIfUnknown bool       `json:"registerIfUnknown"`

@@ -26,3 +26,19 @@ func TestRegistryConfigFlagsOverrideFile(t *testing.T) {
 		t.Fatal("bad port accepted")
 	}
 }
+
+// TestBenchRegistrySmoke runs `ferry bench registry` at a tiny size so that
+// the benchmark keeps working (figures are not checked).
+func TestBenchRegistrySmoke(t *testing.T) {
+	var out bytes.Buffer
+	env := &cmdEnv{stdout: &out, stderr: &out, logger: slog.New(slog.DiscardHandler)}
+	args := []string{"-instances", "1000", "-singles", "100", "-duration", "200ms", "-subscribers", "10", "-push-rounds", "1", "-zk=false"}
+	if err := benchRegistry(t.Context(), env, args); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"batch register", "single register", "queries", "merged beats", "push latency", "memory"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
+	}
+}

@@ -124,8 +124,7 @@ func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) 
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
-	resp.ServiceInfo.Clusters = req.Cluster
+	resp.ServiceInfo = s.wireInfo(info, req.Cluster, req.HealthyOnly)
 	return resp, nil
 }
 
@@ -150,8 +149,7 @@ func (s *Server) handleSubscribe(_ context.Context, c *Conn, r wire.Request) (wi
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
-	resp.ServiceInfo.Clusters = req.Clusters
+	resp.ServiceInfo = s.wireInfo(info, req.Clusters, false)
 	resp.ResponseHeader = wire.Okay()
 	resp.Message = "success"
 	// Nacos pushes to the new subscriber alone after the push delay.
@@ -166,11 +164,37 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 	resp := &wire.FerryBatchBeatResponse{ClientBeatInterval: s.reg.Config().BeatInterval.Milliseconds(),
 		Results: make([]wire.BeatResult, len(req.Beats))}
 	items := make([]naming.BeatRequest, len(req.Beats))
-	for i, b := range req.Beats {
-		items[i] = naming.BeatRequest{Key: naming.ServiceKey{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName},
-			Instance: fromWireInstance(b.Instance)}
+	var full, light []int // indexes of full and light items
+	for i := range req.Beats {
+		b := &req.Beats[i]
+		key := naming.ServiceKey{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName}
+		if b.Full() {
+			items[i] = naming.BeatRequest{Key: key, Instance: fromWireInstance(b.Instance)}
+			full = append(full, i)
+		} else {
+			items[i] = naming.BeatRequest{Key: key, Instance: naming.Instance{IP: b.IP, Port: b.Port, Cluster: b.Cluster}}
+			light = append(light, i)
+		}
 	}
-	out := s.reg.BeatMany(items, req.RegisterIfUnknown)
+	out := make([]naming.BeatOutcome, len(items))
+	for _, part := range []struct {
+		idx      []int
+		register bool
+	}{{full, req.RegisterIfUnknown}, {light, false}} {
+		if len(part.idx) == 0 {
+			continue
+		}
+		sub := items
+		if len(part.idx) != len(items) {
+			sub = make([]naming.BeatRequest, len(part.idx))
+			for j, i := range part.idx {
+				sub[j] = items[i]
+			}
+		}
+		for j, o := range s.reg.BeatMany(sub, part.register) {
+			out[part.idx[j]] = o
+		}
+	}
 	var ok, unknown, invalid float64
 	for i, o := range out {
 		switch {

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/wire"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // pusher merges a service's changes for PushDelay, then pushes its current
@@ -98,16 +100,26 @@ func splitClusters(s string) []string {
 }
 
 // execute pushes k's state to its subscriber(s), in parallel, each waiting
-// for its ack.
+// for its ack. The ServiceInfo is selected and encoded once per distinct
+// clusters filter; only the requestId differs between subscribers' bodies.
 func (p *pusher) execute(k pushKey, since time.Time) {
-	subs := p.s.reg.Subscribers(k.svc)
-	for _, sub := range subs {
+	bodies := map[string]*pushBody{}
+	for _, sub := range p.s.reg.Subscribers(k.svc) {
 		if k.client != "" && sub.ClientID != k.client {
 			continue
 		}
 		c := p.s.conn(sub.ClientID)
 		if c == nil || !c.Registered() {
 			continue
+		}
+		body := bodies[sub.Clusters]
+		if body == nil {
+			var err error
+			if body, err = p.encode(k.svc, sub.Clusters); err != nil {
+				p.s.log.Error("push encode", "service", k.svc.Grouped(), "err", err)
+				return
+			}
+			bodies[sub.Clusters] = body
 		}
 		p.mu.Lock()
 		if p.closed {
@@ -118,21 +130,47 @@ func (p *pusher) execute(k pushKey, since time.Time) {
 		p.mu.Unlock()
 		go func(sub naming.Subscription, c *Conn) {
 			defer p.running.Done()
-			p.pushOne(k.svc, sub, c, since)
+			p.pushOne(k.svc, sub, c, body, since)
 		}(sub, c)
 	}
 }
 
-func (p *pusher) pushOne(svc naming.ServiceKey, sub naming.Subscription, c *Conn, since time.Time) {
-	info, err := p.s.reg.Select(svc, splitClusters(sub.Clusters), false)
+// pushBody is a NotifySubscriberRequest's JSON around its requestId.
+type pushBody struct{ head, tail []byte }
+
+func (b *pushBody) payload(id string) *wire.Payload {
+	v := make([]byte, 0, len(b.head)+len(id)+len(b.tail))
+	v = append(append(append(v, b.head...), id...), b.tail...)
+	return &wire.Payload{Metadata: &wire.Metadata{Type: wire.TypeNotifySubscriberRequest}, Body: &anypb.Any{Value: v}}
+}
+
+func (p *pusher) encode(svc naming.ServiceKey, clusters string) (*pushBody, error) {
+	info, err := p.s.reg.Select(svc, splitClusters(clusters), false)
 	if err != nil {
-		return
+		return nil, err
 	}
-	wi := toWireServiceInfo(info, p.s.reg.Config())
-	wi.Clusters = sub.Clusters
-	req := &wire.NotifySubscriberRequest{ServiceInfo: wi}
+	req := &wire.NotifySubscriberRequest{ServiceInfo: p.s.wireInfo(info, clusters, false)}
 	req.Namespace, req.GroupName, req.ServiceName = svc.Namespace, svc.Group, svc.Name
-	_, err = p.s.call(context.Background(), c, req, p.s.cfg.PushTimeout)
+	req.RequestID = pushIDMark
+	pl, err := p.s.codec.Encode(req)
+	if err != nil {
+		return nil, err
+	}
+	v := pl.GetBody().GetValue()
+	i := bytes.Index(v, []byte(pushIDMark))
+	if i < 0 {
+		return nil, errors.New("grpcapi: request id mark not found")
+	}
+	return &pushBody{head: v[:i], tail: v[i+len(pushIDMark):]}, nil
+}
+
+// pushIDMark stands for the requestId in an encoded push body; it cannot
+// occur earlier in the body (requestId is its first field).
+const pushIDMark = "ferry-push-id-mark"
+
+func (p *pusher) pushOne(svc naming.ServiceKey, sub naming.Subscription, c *Conn, body *pushBody, since time.Time) {
+	id := p.s.newRequestID()
+	_, err := p.s.callPayload(context.Background(), c, id, body.payload(id), p.s.cfg.PushTimeout)
 	switch {
 	case err == nil:
 		p.s.met.pushes.WithLabelValues("ok").Inc()

@@ -75,7 +75,8 @@ type Server struct {
 	pending map[string]chan wire.Response
 	nextID  atomic.Uint64
 
-	push *pusher
+	push  *pusher
+	hosts *hostsCache
 
 	started  atomic.Bool
 	stopOnce sync.Once
@@ -109,6 +110,7 @@ func New(cfg Config, reg *naming.Registry, logger *slog.Logger, registerer prome
 		stopped:  make(chan struct{}),
 	}
 	s.push = newPusher(s)
+	s.hosts = newHostsCache(100000)
 	s.registerNamingHandlers()
 	return s, nil
 }
@@ -259,12 +261,19 @@ func (s *Server) ResetConnection(ctx context.Context, connID, serverIP string, s
 // call sends a server→client request on c's bi-stream and waits for the
 // response with the same requestId. Responses are judged by resultCode.
 func (s *Server) call(ctx context.Context, c *Conn, req wire.Request, timeout time.Duration) (wire.Response, error) {
-	id := strconv.FormatUint(s.nextID.Add(1), 10)
+	id := s.newRequestID()
 	req.Header().RequestID = id
 	p, err := s.codec.Encode(req)
 	if err != nil {
 		return nil, err
 	}
+	return s.callPayload(ctx, c, id, p, timeout)
+}
+
+func (s *Server) newRequestID() string { return strconv.FormatUint(s.nextID.Add(1), 10) }
+
+// callPayload is call for a payload already encoded with request id id.
+func (s *Server) callPayload(ctx context.Context, c *Conn, id string, p *wire.Payload, timeout time.Duration) (wire.Response, error) {
 	ch := make(chan wire.Response, 1)
 	key := c.ID + "/" + id
 	s.pendMu.Lock()
@@ -341,11 +350,13 @@ func (s *Server) ejectLoop() {
 				_, err := s.call(context.Background(), c, &wire.ClientDetectionRequest{}, s.cfg.DetectTimeout)
 				if err == nil {
 					c.touch(s.now())
+					s.met.detections.WithLabelValues("ok").Inc()
 					return
 				}
 				if errors.Is(err, ErrStopped) {
 					return
 				}
+				s.met.detections.WithLabelValues("dropped").Inc()
 				s.log.Info("closing unresponsive connection", "conn", c.ID, "err", err)
 				s.closeConn(c)
 			}(c)

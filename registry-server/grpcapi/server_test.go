@@ -138,8 +138,9 @@ func (c *rawClient) readLoop() {
 		}
 		switch r := m.(type) {
 		case *wire.NotifySubscriberRequest:
+			ack := c.ack.Load() // decided before the test sees the push
 			c.pushes <- r
-			if c.ack.Load() {
+			if ack {
 				c.send(&wire.NotifySubscriberResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
 			}
 		case *wire.ClientDetectionRequest:
@@ -398,6 +399,12 @@ func TestBatchBeat(t *testing.T) {
 	}
 	if r := beat(false, a, b); r.Results[0].Status != wire.BeatOK || r.Results[1].Status != wire.BeatOK {
 		t.Fatalf("%+v", r.Results)
+	}
+	// Light items name known instances by address only.
+	light := []wire.BeatItem{{ServiceName: "providers:a", IP: "10.0.0.1", Port: 20880}, {ServiceName: "providers:z", IP: "10.0.0.9", Port: 1},
+		{ServiceName: "providers:a", Port: 1}}
+	if r := beat(true, light...); r.Results[0].Status != wire.BeatOK || r.Results[1].Status != wire.BeatUnknown || r.Results[2].Status != wire.BeatInvalid {
+		t.Fatalf("light: %+v", r.Results)
 	}
 	// Beat-kept instances survive their connection.
 	c.cc.Close()

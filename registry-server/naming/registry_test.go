@@ -370,3 +370,19 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestZeroServiceMetaRemoves(t *testing.T) {
+	r, clk, _ := newTestRegistry(t)
+	r.SetServiceMeta(demo, ServiceMeta{ProtectThreshold: 0.5, Metadata: map[string]string{"a": "b"}})
+	if m, ok := r.ServiceMeta(demo); !ok || m.Metadata["a"] != "b" {
+		t.Fatalf("%+v %v", m, ok)
+	}
+	r.SetServiceMeta(demo, ServiceMeta{}) // the Raft store's "no metadata"
+	if _, ok := r.ServiceMeta(demo); ok {
+		t.Fatal("zero meta kept")
+	}
+	r.Expire(clk.Add(2 * time.Minute))
+	if r.ServiceExists(demo) {
+		t.Fatal("empty service without metadata not cleaned")
+	}
+}
