@@ -68,8 +68,8 @@ func (*FerryBatchBeatRequest) TypeName() string     { return TypeFerryBatchBeatR
 func (*FerryBatchBeatResponse) TypeName() string    { return TypeFerryBatchBeatResponse }
 
 // New returns a new zero message of a known type name, or false. It is the
-// type-name registry of the naming and internal modules; other modules (the
-// config service) add theirs through Codec.Register.
+// type-name registry of the naming, internal and config modules; other
+// modules add theirs through Codec.Register.
 func New(typeName string) (Message, bool) {
 	switch typeName {
 	case TypeServerCheckRequest:
@@ -127,7 +127,7 @@ func New(typeName string) (Message, bool) {
 	case TypeFerryBatchBeatResponse:
 		return &FerryBatchBeatResponse{}, true
 	}
-	return nil, false
+	return newConfig(typeName)
 }
 
 // moduleOf is the "module" a request of this type carries.
@@ -136,6 +136,8 @@ func moduleOf(m Message) string {
 	case *ServerCheckRequest, *ConnectionSetupRequest, *SetupAckRequest, *HealthCheckRequest,
 		*ClientDetectionRequest, *ConnectResetRequest:
 		return ModuleInternal
+	case configMessage:
+		return ModuleConfig
 	}
 	return ModuleNaming
 }

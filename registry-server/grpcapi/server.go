@@ -64,6 +64,7 @@ type Server struct {
 	handlers map[string]HandlerFunc // written before Start only
 	store    PersistentStore
 	now      func() time.Time
+	onClose  []func(connID string) // written before Start only (plug.go)
 
 	grpc *grpc.Server
 	lis  net.Listener
@@ -241,6 +242,9 @@ func (s *Server) closeConnLocked(c *Conn) {
 		stop()
 	}
 	s.reg.DropClient(c.ID)
+	for _, f := range s.onClose {
+		f(c.ID)
+	}
 }
 
 // ResetConnection asks a client to reconnect with ConnectResetRequest, to
