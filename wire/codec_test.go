@@ -196,14 +196,14 @@ func TestDecodeErrors(t *testing.T) {
 
 func TestCodecRegister(t *testing.T) {
 	c := NewCodec(0)
-	if c.Known("ConfigQueryRequest") {
+	if c.Known("FerryExampleRequest") {
 		t.Fatal("known before Register")
 	}
-	c.Register("ConfigQueryRequest", func() Message { return &HealthCheckRequest{} })
-	if !c.Known("ConfigQueryRequest") || !c.Known(TypeInstanceRequest) {
+	c.Register("FerryExampleRequest", func() Message { return &HealthCheckRequest{} })
+	if !c.Known("FerryExampleRequest") || !c.Known(TypeInstanceRequest) {
 		t.Fatal("not known after Register")
 	}
-	if _, err := c.Decode(&Payload{Metadata: &Metadata{Type: "ConfigQueryRequest"}, Body: &anypb.Any{Value: []byte(`{}`)}}); err != nil {
+	if _, err := c.Decode(&Payload{Metadata: &Metadata{Type: "FerryExampleRequest"}, Body: &anypb.Any{Value: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
 }
