@@ -2,11 +2,11 @@ package configsvc
 
 import (
 	"context"
-	"time"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 )
 
 // memStore is an in-memory Store with the Raft FSM's semantics (CAS,
