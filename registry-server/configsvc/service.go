@@ -55,7 +55,7 @@ type Service struct {
 	pusher Pusher // set before Start (ServeGRPC)
 
 	mu      sync.Mutex                   // guards the maps below
-	conns   map[string]map[Key]struct{}  // gRPC connection → listened keys
+	conns   map[string]map[Key]string    // gRPC connection → listened keys → the tenant as the client spelt it
 	byKey   map[Key]map[string]struct{}  // key → listening connections
 	waiters map[Key]map[*waiter]struct{} // key → long polls
 	nGRPC   int                          // (connection, key) pairs
@@ -83,7 +83,7 @@ func New(cfg Config, store Store, logger *slog.Logger, reg prometheus.Registerer
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, store: store, log: logger, now: time.Now,
-		conns: map[string]map[Key]struct{}{}, byKey: map[Key]map[string]struct{}{},
+		conns: map[string]map[Key]string{}, byKey: map[Key]map[string]struct{}{},
 		waiters: map[Key]map[*waiter]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	m, err := newMetrics(reg, func() float64 { return float64(store.ConfigCount()) },
@@ -200,7 +200,7 @@ func (s *Service) Listen(connID string, ctxs []ListenContext) []Key {
 	s.mu.Lock()
 	keys := s.conns[connID]
 	if keys == nil {
-		keys = map[Key]struct{}{}
+		keys = map[Key]string{}
 		s.conns[connID] = keys
 	}
 	for _, c := range ctxs {
@@ -208,7 +208,7 @@ func (s *Service) Listen(connID string, ctxs []ListenContext) []Key {
 		if _, ok := keys[k]; ok {
 			continue
 		}
-		keys[k] = struct{}{}
+		keys[k] = c.Tenant // pushes name the config as the client does ("public")
 		set := s.byKey[k]
 		if set == nil {
 			set = map[string]struct{}{}
@@ -287,10 +287,16 @@ func (s *Service) changed(k Key) {
 		default:
 		}
 	}
-	var conns []string
+	type target struct {
+		conn string
+		key  Key
+	}
+	var conns []target
 	if s.pusher != nil && !s.closed {
 		for c := range s.byKey[k] {
-			conns = append(conns, c)
+			ck := k
+			ck.Tenant = s.conns[c][k]
+			conns = append(conns, target{c, ck})
 		}
 	}
 	s.wg.Add(len(conns)) // under mu: never concurrent with Stop's Wait
@@ -298,7 +304,7 @@ func (s *Service) changed(k Key) {
 	for _, c := range conns {
 		go func() {
 			defer s.wg.Done()
-			s.push(c, k, since)
+			s.push(c.conn, k, c.key, since)
 		}()
 	}
 }
@@ -310,12 +316,13 @@ func (s *Service) listening(connID string, k Key) bool {
 	return ok
 }
 
-// push sends one change to one connection, retrying a timeout or a full
-// queue while the connection still listens.
-func (s *Service) push(connID string, k Key, since time.Time) {
+// push sends one change of k to one connection, naming the config as
+// asSent (the client's spelling), retrying a timeout or a full queue while
+// the connection still listens.
+func (s *Service) push(connID string, k, asSent Key, since time.Time) {
 	for try := 0; ; try++ {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PushTimeout)
-		err := s.pusher.PushChange(ctx, connID, k)
+		err := s.pusher.PushChange(ctx, connID, asSent)
 		cancel()
 		switch {
 		case err == nil:

@@ -131,6 +131,10 @@ func TestListenPushDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := s.Listen("c1", []ListenContext{{Key: a, MD5: ""}, {Key: b, MD5: ""}})
+	pubA := Key{Tenant: "public", Group: "G", DataID: "a"} // the public tenant spelt out
+	if changed := s.Listen("c3", []ListenContext{{Key: pubA, MD5: MD5("x")}}); len(changed) != 0 {
+		t.Fatalf("public tenant listener: changed = %v", changed)
+	}
 	if !slices.Equal(changed, []Key{a}) {
 		t.Fatalf("changed = %v, want [a]", changed)
 	}
@@ -140,12 +144,13 @@ func TestListenPushDrop(t *testing.T) {
 	if err := s.Publish(a, "y", "", ""); err != nil {
 		t.Fatal(err)
 	}
-	got := []string{recv(t, p.ch), recv(t, p.ch)} // one of them after a retry
+	got := []string{recv(t, p.ch), recv(t, p.ch), recv(t, p.ch)} // one of them after a retry
 	slices.Sort(got)
-	if !slices.Equal(got, []string{"c1|/G/a", "c2|/G/a"}) {
+	if !slices.Equal(got, []string{"c1|/G/a", "c2|/G/a", "c3|public/G/a"}) {
 		t.Fatalf("pushes = %v", got)
 	}
 	s.Unlisten("c2", []Key{a})
+	s.Unlisten("c3", []Key{pubA})
 	s.DropConn("c1")
 	if l := s.Listeners(a); len(l) != 0 {
 		t.Fatalf("listeners after drop = %v", l)
