@@ -29,7 +29,6 @@ const (
 	v2NotFound        = 20004
 	v2Conflict        = 20005
 	v2ServerError     = 30000
-	v2ParamMissing    = 10000
 	longPollNoHangup  = "Long-Pulling-No-Hangup"
 	longPollTimeoutHd = "Long-Pulling-Timeout"
 )
