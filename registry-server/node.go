@@ -104,6 +104,10 @@ func (b beater) Beat(key naming.ServiceKey, inst naming.Instance, registerIfUnkn
 	return res.Status != naming.BeatUnknown, nil
 }
 
+func (b beater) RegisterBeatKept(key naming.ServiceKey, inst naming.Instance) error {
+	return b.reg.RegisterBeatKept(key, inst)
+}
+
 // persistentStore serves PersistentInstanceRequest from the Raft store.
 type persistentStore struct{ st *raftstore.Store }
 

@@ -89,6 +89,14 @@ func TestOpenPersistsAcrossRestart(t *testing.T) {
 	if got := list(t, s, "carts"); len(got.Hosts) != 1 || got.Hosts[0].IP != "10.0.0.8" {
 		t.Fatalf("carts = %+v, want the beat-kept instance", got)
 	}
+	// A v1 re-register replaces the instance (new weight), as Nacos does.
+	eph.Set("weight", "3")
+	if code, body := call(t, s, http.MethodPost, "/nacos/v1/ns/instance", eph); code != 200 {
+		t.Fatalf("re-register ephemeral: %d %q", code, body)
+	}
+	if got := list(t, s, "carts"); len(got.Hosts) != 1 || got.Hosts[0].Weight != 3 {
+		t.Fatalf("carts after re-register = %+v, want weight 3", got)
+	}
 	// Disabled instances are never returned.
 	if got := list(t, s, "orders"); len(got.Hosts) != 0 {
 		t.Fatalf("orders while disabled = %+v, want none", got)

@@ -93,8 +93,9 @@ func (c Config) Validate() error {
 	if strings.Contains(strings.Trim(c.AppRoot, "/"), "//") {
 		return bad("AppRoot %q has an empty segment", c.AppRoot)
 	}
-	if c.AppRoot != "" && strings.Trim(c.AppRoot, "/") == strings.Trim(c.Root, "/") {
-		return bad("AppRoot %q equals Root", c.AppRoot)
+	if a, r := strings.Trim(c.AppRoot, "/"), strings.Trim(c.Root, "/"); a != "" &&
+		(a == r || strings.HasPrefix(a+"/", r+"/") || strings.HasPrefix(r+"/", a+"/")) {
+		return bad("AppRoot %q and Root %q overlap", c.AppRoot, c.Root)
 	}
 	if c.SessionTimeout < 100*time.Millisecond {
 		return bad("SessionTimeout %v below 100ms", c.SessionTimeout)

@@ -32,13 +32,10 @@ type Provider struct {
 	Disabled  bool   // a configurator with disabled=true matches it
 }
 
-// provEntry is what the watcher keeps per provider node: the node name is
-// the map key; the URL is parsed again when a snapshot is taken (keeping
-// parsed URLs would cost more memory than the name itself).
-type provEntry struct {
-	addr string // host:port, cloned
-	ts   int64
-}
+// provEntry is what the watcher keeps per provider node besides its name
+// (the map key): nothing. The URL is parsed again when a snapshot is taken;
+// keeping parsed URLs would cost more memory than the name itself.
+type provEntry struct{}
 
 // overrideRule is a configurator that disables providers.
 type overrideRule struct {

@@ -280,6 +280,20 @@ func (w *Watcher) Snapshot(name string) (ServiceSnapshot, bool) {
 	return snap, true
 }
 
+// Catalog returns the snapshot of every service that has a providers child,
+// sorted by name. Each snapshot is consistent on its own; the catalog is not
+// one atomic cut across services.
+func (w *Watcher) Catalog() []ServiceSnapshot {
+	names := w.Services()
+	out := make([]ServiceSnapshot, 0, len(names))
+	for _, n := range names {
+		if s, ok := w.Snapshot(n); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Skipped returns the node paths the watcher skipped, with the reason
 // (undecodable, unparsable, acl, ...). At most Config.MaxSkipped are kept.
 func (w *Watcher) Skipped() map[string]string {
@@ -293,7 +307,8 @@ func (w *Watcher) Skipped() map[string]string {
 }
 
 // ProviderExists asks ZooKeeper now whether a provider node exists (node is
-// a full znode path, as in Provider.Node). It fails while disconnected.
+// a full znode path, as in Provider.Node): a sync, then an exists, so the
+// answer is not older than the call. It fails while disconnected.
 func (w *Watcher) ProviderExists(ctx context.Context, node string) (bool, error) {
 	if !strings.HasPrefix(node, "/") || strings.HasSuffix(node, "/") {
 		return false, fmt.Errorf("%w: %q", ErrBadPath, node)
@@ -313,6 +328,11 @@ func (w *Watcher) ProviderExists(ctx context.Context, node string) (bool, error)
 	}
 	ch := make(chan res, 1)
 	go func() {
+		// sync first: in an ensemble the server we talk to may lag the leader.
+		if _, err := conn.Sync(node); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			ch <- res{false, err}
+			return
+		}
 		ok, _, err := conn.Exists(node)
 		ch <- res{ok, err}
 	}()
@@ -364,6 +384,12 @@ func (w *Watcher) onSession(st zk.State) {
 		}
 		if w.appPath != "" {
 			w.q.add(w.appPath)
+			for app, a := range w.apps {
+				w.q.add(w.appPath + "/" + app)
+				for id := range a.instances {
+					w.q.add(w.appPath + "/" + app + "/" + id)
+				}
+			}
 		}
 	case zk.StateDisconnected, zk.StateConnecting, zk.StateAuthFailed:
 		w.setDownLocked()
@@ -559,7 +585,14 @@ func (w *Watcher) listService(raw string) error {
 		return w.existsW(p)
 	}
 	if err != nil {
-		return w.handleListErr("service", p, err)
+		if err := w.handleListErr("service", p, err); err != nil {
+			return err
+		}
+		// Skipped (ACL...): it counts as listed, or Synced would wait forever.
+		w.mu.Lock()
+		s.svcGen = gen
+		w.mu.Unlock()
+		return nil
 	}
 	present := map[string]bool{}
 	for _, c := range children {
@@ -608,7 +641,15 @@ func (w *Watcher) listCategory(raw, cat string) error {
 	children, err := w.childrenW(cat, p)
 	gone := errors.Is(err, zk.ErrNoNode) // the service node's watch tells us if it comes back
 	if err != nil && !gone {
-		return w.handleListErr(cat, p, err)
+		if err := w.handleListErr(cat, p, err); err != nil {
+			return err
+		}
+		if cat == catProviders { // skipped (ACL...): counts as listed for Synced
+			w.mu.Lock()
+			s.provGen = gen
+			w.mu.Unlock()
+		}
+		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -676,12 +717,11 @@ func (w *Watcher) applyProvidersLocked(s *service, p string, children []string, 
 		if _, bad := w.skipped[p+"/"+c]; bad {
 			continue
 		}
-		u, err := ParseProviderNode(c)
-		if err != nil {
+		if _, err := ParseProviderNode(c); err != nil {
 			w.skipLocked(p+"/"+c, reasonOf(err), err)
 			continue
 		}
-		next[c] = provEntry{addr: strings.Clone(u.Addr()), ts: u.Timestamp()}
+		next[c] = provEntry{}
 		changed = true
 	}
 	if len(next) != len(s.providers) {

@@ -24,6 +24,7 @@ func TestConfigValidate(t *testing.T) {
 		"Servers":         func(c *Config) { c.Servers = nil },
 		"Root":            func(c *Config) { c.Root = "/" },
 		"AppRoot":         func(c *Config) { c.AppRoot = "dubbo" },
+		"overlap":         func(c *Config) { c.AppRoot = "dubbo/services" },
 		"SessionTimeout":  func(c *Config) { c.SessionTimeout = time.Millisecond },
 		"ListConcurrency": func(c *Config) { c.ListConcurrency = 0 },
 		"RetryBackoff":    func(c *Config) { c.RetryBackoff = 0 },
@@ -228,6 +229,7 @@ func TestACLDeniedNodeSkipped(t *testing.T) {
 	w := e.watcher(t, nil)
 	waitFor(t, "open service", func() bool { _, ok := w.Snapshot("com.foo.Open"); return ok })
 	waitFor(t, "acl skip", func() bool { return w.Skipped()["/dubbo/com.foo.Secret/providers"] == "acl" })
+	waitFor(t, "synced despite the unreadable node", w.Synced)
 	if _, ok := w.Snapshot("com.foo.Secret"); ok {
 		t.Fatal("snapshot of an unreadable service")
 	}
@@ -309,6 +311,11 @@ func TestDisconnectDeliversNothing(t *testing.T) {
 	if rec.total() != seen {
 		t.Fatalf("notifications while disconnected: %d -> %d", seen, rec.total())
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if _, err := w.ProviderExists(ctx, p2); err == nil {
+		t.Fatal("ProviderExists answered while disconnected")
+	}
+	cancel()
 	s := w.mustSnapshot(t, iface)
 	if _, ok := s.Providers["10.7.0.1:20880"]; !ok || len(s.Providers) != 1 {
 		t.Fatalf("snapshot changed while disconnected: %v", providerAddrs(s))
@@ -332,6 +339,13 @@ func TestSessionExpiry(t *testing.T) {
 	addProvider(t, e.c, "dubbo", "com.foo.A", provURL("com.foo.A", "10.8.0.1", 20880, 1700000000000, ""), true)
 	addProvider(t, e.c, "dubbo", "com.foo.Same", provURL("com.foo.Same", "10.8.0.5", 20880, 1700000000000, ""), true)
 	gonePath := addProvider(t, e.c, "dubbo", "com.foo.Gone", provURL("com.foo.Gone", "10.8.0.9", 20880, 1700000000000, ""), false)
+	inst := func(ip string, port int) []byte {
+		return []byte(`{"name":"app-x","id":"` + ip + ":" + itoa(port) + `","address":"` + ip + `","port":` + itoa(port) + `,"payload":{"metadata":{"dubbo.metadata.revision":"r` + itoa(port) + `"}}}`)
+	}
+	mkdirs(t, e.c, "/services/app-x")
+	if _, err := e.c.Create("/services/app-x/10.8.1.1:1", inst("10.8.1.1", 1), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
 	proxy, err := zkserver.NewProxy(e.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -339,6 +353,7 @@ func TestSessionExpiry(t *testing.T) {
 	defer proxy.Close()
 	w := e.watcher(t, func(c *Config) { c.Servers = []string{proxy.Addr()}; c.SessionTimeout = time.Second })
 	waitFor(t, "synced", w.Synced)
+	waitFor(t, "app instance", func() bool { got, _ := w.AppInstances("app-x"); return len(got) == 1 })
 	revSame := w.mustSnapshot(t, "com.foo.Same").Revision
 	// A probe session through the same proxy with a 4x longer timeout: when
 	// its ephemeral node is gone, the watcher's session is surely expired.
@@ -361,6 +376,12 @@ func TestSessionExpiry(t *testing.T) {
 	del(t, e.c, "/dubbo/com.foo.Gone/providers")
 	del(t, e.c, "/dubbo/com.foo.Gone")
 	addProvider(t, e.c, "dubbo", "com.foo.New", provURL("com.foo.New", "10.8.0.3", 20880, 1700000000000, ""), true)
+	if _, err := e.c.Set("/services/app-x/10.8.1.1:1", inst("10.8.1.1", 2), -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.Create("/services/app-x/10.8.1.2:3", inst("10.8.1.2", 3), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "server expired the sessions", func() bool {
 		ok, _, err := e.c.Exists("/expiry-probe")
 		return err == nil && !ok
@@ -381,6 +402,20 @@ func TestSessionExpiry(t *testing.T) {
 		return w.mustSnapshot(t, "com.foo.Same").Revision > revSame && rec.count("com.foo.Same") >= 1
 	})
 	waitFor(t, "removal notified", func() bool { return rec.count("com.foo.Gone") >= 1 })
+	waitFor(t, "app instances re-read", func() bool {
+		got, _ := w.AppInstances("app-x")
+		return len(got) == 2 && got[0].Port == 2 && got[1].Port == 3
+	})
+	// Watches are armed again in the new session: a later change arrives.
+	if _, err := e.c.Set("/services/app-x/10.8.1.1:1", inst("10.8.1.1", 4), -1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "app instance change after expiry", func() bool {
+		got, _ := w.AppInstances("app-x")
+		return len(got) == 2 && got[0].Port == 4
+	})
+	addProvider(t, e.c, "dubbo", "com.foo.Same", provURL("com.foo.Same", "10.8.0.6", 20880, 1700000000000, ""), true)
+	waitFor(t, "provider change after expiry", func() bool { return len(w.mustSnapshot(t, "com.foo.Same").Providers) == 2 })
 	if empty.Load() != 0 {
 		t.Fatalf("%d empty snapshots of com.foo.A delivered", empty.Load())
 	}
@@ -496,5 +531,85 @@ func TestStopIdempotent(t *testing.T) {
 	}
 	if _, err := w.ProviderExists(ctx, "/x"); !errors.Is(err, ErrStopped) {
 		t.Fatalf("ProviderExists after Stop = %v", err)
+	}
+}
+
+// TestNoLostUpdates: concurrent writers add and remove providers on a few
+// services as fast as they can; once they stop, every snapshot equals what
+// ZooKeeper holds (no change lost between a watch firing and its re-arm).
+func TestNoLostUpdates(t *testing.T) {
+	e := newEnv(t)
+	services := []string{"com.foo.S0", "com.foo.S1", "com.foo.S2"}
+	for _, s := range services {
+		addProvider(t, e.c, "dubbo", s, provURL(s, "10.11.0.1", 20880, 1700000000000, ""), true)
+	}
+	w := e.watcher(t, func(c *Config) { c.ListConcurrency = 4 })
+	rec := record(t, w, nil)
+	waitFor(t, "synced", w.Synced)
+	const writers, ops = 4, 150
+	errs := make(chan error, writers)
+	for g := 0; g < writers; g++ {
+		go func(g int) {
+			var mine []string
+			for i := 0; i < ops; i++ {
+				svc := services[(g+i)%len(services)]
+				if i%3 == 2 && len(mine) > 0 {
+					if err := e.c.Delete(mine[0], -1); err != nil {
+						errs <- err
+						return
+					}
+					mine = mine[1:]
+					continue
+				}
+				u := provURL(svc, "10.12."+itoa(g)+"."+itoa(i%250+1), 20880+i, 1700000000000+int64(i), "")
+				p := "/dubbo/" + svc + "/providers/" + url.QueryEscape(u)
+				if _, err := e.c.Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+					errs <- err
+					return
+				}
+				mine = append(mine, p)
+			}
+			errs <- nil
+		}(g)
+	}
+	for g := 0; g < writers; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, svc := range services {
+		kids, _, err := e.c.Children("/dubbo/" + svc + "/providers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{}
+		for _, k := range kids {
+			want["/dubbo/"+svc+"/providers/"+k] = true
+		}
+		waitFor(t, "snapshot of "+svc+" equals ZooKeeper", func() bool {
+			s := w.mustSnapshot(t, svc)
+			got := map[string]bool{}
+			for _, p := range s.Providers {
+				got[p.Node] = true
+			}
+			for _, p := range s.Shadowed {
+				got[p.Node] = true
+			}
+			if len(got) != len(want) {
+				return false
+			}
+			for n := range want {
+				if !got[n] {
+					return false
+				}
+			}
+			return true
+		})
+		if rec.count(svc) < 1 {
+			t.Fatalf("no notification for %s", svc)
+		}
+	}
+	if cat := w.Catalog(); len(cat) != len(services) {
+		t.Fatalf("Catalog has %d services", len(cat))
 	}
 }

@@ -61,6 +61,11 @@ type Config struct {
 	ConfDir string
 	// Logger receives lifecycle messages. Default: discard.
 	Logger *slog.Logger
+	// ForceSync makes ZooKeeper fsync its transaction log on every commit,
+	// as production servers do. Off by default: tests and the demo do not
+	// need durability across a machine crash, and fsync dominates write
+	// throughput on a shared disk (seeding 30k nodes: ~7s with, ~2.5s without).
+	ForceSync bool
 }
 
 // DefaultConfig returns a Config with every default filled in but Dir.
@@ -202,7 +207,8 @@ admin.enableServer=false
 4lw.commands.whitelist=srvr,stat,ruok,mntr,cons,dump
 maxClientCnxns=0
 autopurge.purgeInterval=0
-`, tick, 2*tick, s.cfg.MaxSessionTimeout.Milliseconds(), filepath.Join(s.cfg.Dir, "data"), s.cfg.Port)
+forceSync=%s
+`, tick, 2*tick, s.cfg.MaxSessionTimeout.Milliseconds(), filepath.Join(s.cfg.Dir, "data"), s.cfg.Port, yesNo(s.cfg.ForceSync))
 	if err := os.WriteFile(filepath.Join(s.cfg.Dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("zkserver: %w", err)
 	}
@@ -223,8 +229,9 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("zkserver: %w", err)
 	}
 	cmd := exec.Command(s.cfg.Java,
-		"-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-Xms64m", "-Xmx1g", "-XX:+UseSerialGC",
 		"-Dzookeeper.jmx.log4j.disable=true",
+		"-Xlog:gc:file="+filepath.Join(s.cfg.Dir, "gc.log"),
 		"-cp", s.cfg.ConfDir+":"+s.cfg.Jar,
 		"org.apache.zookeeper.server.ZooKeeperServerMain",
 		filepath.Join(s.cfg.Dir, "zoo.cfg"))
@@ -374,4 +381,11 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

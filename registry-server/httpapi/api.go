@@ -46,6 +46,9 @@ type Naming interface {
 // known, or it was registered because registerIfUnknown).
 type Beater interface {
 	Beat(key naming.ServiceKey, inst naming.Instance, registerIfUnknown bool) (ok bool, err error)
+	// RegisterBeatKept registers or replaces a beat-kept instance (the v1
+	// register: a re-register with new weight or metadata replaces them).
+	RegisterBeatKept(key naming.ServiceKey, inst naming.Instance) error
 }
 
 // Store is the Raft store (*raftstore.Store implements it). Write methods
@@ -279,6 +282,15 @@ func storeError(err error) *apiError {
 	return &apiError{status: 500, code: codeServerError, msg: err.Error()}
 }
 
+// namingError maps the naming core's errors: the caller's mistakes are 400
+// (as Nacos' INVALID_PARAM), anything else a server error.
+func namingError(err error) *apiError {
+	if errors.Is(err, naming.ErrInvalidParam) || errors.Is(err, naming.ErrEphemeralMismatch) || errors.Is(err, naming.ErrLimitExceeded) {
+		return errInvalid(codeInstanceError, "%v", err)
+	}
+	return serverError(err)
+}
+
 func serverError(err error) *apiError {
 	return &apiError{status: 500, code: codeServerError, msg: err.Error()}
 }
@@ -332,12 +344,8 @@ func (a *API) register(_ *http.Request, p params) (any, *apiError) {
 		if k.persistent {
 			return nil, errInvalid(codeInstanceError, "Current service %s is persistent service, can't register ephemeral instance.", f.key.Grouped())
 		}
-		ok, berr := a.deps.Beater.Beat(f.key, f.inst, true)
-		if berr != nil {
-			return nil, serverError(berr)
-		}
-		if !ok {
-			return nil, serverError(fmt.Errorf("instance %s:%d was not registered", f.inst.IP, f.inst.Port))
+		if berr := a.deps.Beater.RegisterBeatKept(f.key, f.inst); berr != nil {
+			return nil, namingError(berr)
 		}
 		return raw("ok"), nil
 	}

@@ -67,6 +67,11 @@ func (f *fakeNaming) expireLocked(key naming.ServiceKey) {
 	}
 }
 
+func (f *fakeNaming) RegisterBeatKept(key naming.ServiceKey, inst naming.Instance) error {
+	_, err := f.Beat(key, inst, true)
+	return err
+}
+
 func (f *fakeNaming) Beat(key naming.ServiceKey, inst naming.Instance, register bool) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
