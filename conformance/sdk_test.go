@@ -308,3 +308,72 @@ func check(t *testing.T) func(ok bool, err error) {
 		}
 	}
 }
+
+// counter sums a counter family's samples with the given label value.
+func counter(t *testing.T, s *registryserver.Server, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := s.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+func startRegistryWith(t *testing.T, mod func(*registryserver.Config)) *registryserver.Server {
+	t.Helper()
+	cfg := registryserver.DefaultConfig()
+	cfg.Port = 0
+	cfg.DataDir = t.TempDir()
+	mod(&cfg)
+	s, err := registryserver.New(cfg, slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// TestIdleDetectionKeepsLiveSDKClient: the SDK answers ClientDetectionRequest
+// (success:false, resultCode 200) and keeps its connection and instances.
+func TestIdleDetectionKeepsLiveSDKClient(t *testing.T) {
+	s := startRegistryWith(t, func(c *registryserver.Config) {
+		c.GRPC.IdleTimeout = 500 * time.Millisecond
+		c.GRPC.DetectTimeout = 2 * time.Second
+		c.GRPC.EjectInterval = 100 * time.Millisecond
+	})
+	c := newClient(t, s)
+	check(t)(c.RegisterInstance(reg("10.0.0.1", 1, "idle")))
+	conns := s.GRPC().Connections()
+	if len(conns) != 1 {
+		t.Fatalf("connections: %+v", conns)
+	}
+	eventually(t, "two detections answered", func() (bool, string) {
+		n := counter(t, s, "ferry_registry_grpc_client_detections_total", "result", "ok")
+		return n >= 2, fmt.Sprint(n)
+	})
+	if n := counter(t, s, "ferry_registry_grpc_client_detections_total", "result", "dropped"); n != 0 {
+		t.Fatalf("a live SDK client was dropped %v times", n)
+	}
+	if now := s.GRPC().Connections(); len(now) != 1 || now[0].ID != conns[0].ID {
+		t.Fatalf("connection changed: %+v → %+v", conns, now)
+	}
+	if h := serverHosts(s, "idle", false); h != "10.0.0.1:1" {
+		t.Fatalf("instance lost: %q", h)
+	}
+}

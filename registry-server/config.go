@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ferrysync/ferry/registry-server/configsvc"
 	"github.com/ferrysync/ferry/registry-server/grpcapi"
 	"github.com/ferrysync/ferry/registry-server/health"
 	"github.com/ferrysync/ferry/registry-server/httpapi"
@@ -41,6 +42,8 @@ type Config struct {
 	Health health.Config
 	// HTTP tunes the HTTP open API (Open only).
 	HTTP httpapi.Config
+	// ConfigService tunes the Nacos config service (Open only).
+	ConfigService configsvc.Config
 }
 
 // DefaultConfig is a single node on 127.0.0.1:8848 (gRPC 9848).
@@ -56,6 +59,7 @@ func DefaultConfig() Config {
 		Raft:            raftstore.DefaultConfig(),
 		Health:          health.DefaultConfig(),
 		HTTP:            httpapi.DefaultConfig(),
+		ConfigService:   configsvc.DefaultConfig(),
 	}
 }
 
@@ -83,6 +87,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ExpireInterval %v must be > 0", ErrConfig, c.ExpireInterval)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("%w: ShutdownTimeout %v must be > 0", ErrConfig, c.ShutdownTimeout)
+	}
+	if err := c.ConfigService.Validate(); err != nil {
+		return fmt.Errorf("%w: ConfigService: %v", ErrConfig, err)
 	}
 	if err := c.Naming.Validate(); err != nil {
 		return fmt.Errorf("%w: Naming: %v", ErrConfig, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferrysync/ferry/registry-server/configsvc"
 	"github.com/ferrysync/ferry/registry-server/health"
 	"github.com/ferrysync/ferry/registry-server/httpapi"
 	"github.com/ferrysync/ferry/registry-server/naming"
@@ -58,14 +59,36 @@ func Open(cfg Config, logger *slog.Logger, prom *prometheus.Registry) (*Server, 
 		_ = store.Stop()
 		return nil, err
 	}
+	cs, err := configsvc.New(cfg.ConfigService, store, logger.With("subsystem", "config"), prom)
+	if err != nil {
+		_ = store.Stop()
+		return nil, err
+	}
+	cs.ServeGRPC(s.grpc)
+	_ = cs.Start() // hooked to the store's changes before any client can listen
 	s.SetPersistentStore(persistentStore{store})
 	s.Mount("/", api.Handler())
+	s.Mount("/nacos/v1/cs/", cs.Handler())
+	s.Mount("/nacos/v2/cs/", cs.Handler())
 	// Components stop in reverse: the prober first, then the Raft store.
 	s.AddComponent(stopOnly(func() error { return store.Stop() }))
 	s.AddComponent(proberComponent{prober})
+	s.AddComponent(configComponent{cs})
 	s.raft = store
+	s.configs = cs
 	return s, nil
 }
+
+// ConfigService is the node's Nacos config service (nil for a node built
+// with New).
+func (s *Server) ConfigService() *configsvc.Service { return s.configs }
+
+// configComponent stops the config service (started in Open) before the
+// Raft store.
+type configComponent struct{ s *configsvc.Service }
+
+func (c configComponent) Start() error                   { return nil }
+func (c configComponent) Stop(ctx context.Context) error { return c.s.Stop(ctx) }
 
 // Raft is the node's Raft store (nil for a node built with New).
 func (s *Server) Raft() *raftstore.Store { return s.raft }

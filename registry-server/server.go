@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ferrysync/ferry/registry-server/configsvc"
 	"github.com/ferrysync/ferry/registry-server/grpcapi"
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/registry-server/raftstore"
@@ -49,7 +50,8 @@ type Server struct {
 	started    bool
 	stopped    bool
 
-	raft *raftstore.Store // set by Open; nil for a bare New
+	raft    *raftstore.Store   // set by Open; nil for a bare New
+	configs *configsvc.Service // set by Open; nil for a bare New
 
 	httpLis net.Listener
 	stop    chan struct{}

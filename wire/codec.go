@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -67,8 +68,8 @@ func (*FerryBatchBeatRequest) TypeName() string     { return TypeFerryBatchBeatR
 func (*FerryBatchBeatResponse) TypeName() string    { return TypeFerryBatchBeatResponse }
 
 // New returns a new zero message of a known type name, or false. It is the
-// type-name registry of the naming and internal modules; other modules (the
-// config service) add theirs through Codec.Register.
+// type-name registry of the naming, internal and config modules; other
+// modules add theirs through Codec.Register.
 func New(typeName string) (Message, bool) {
 	switch typeName {
 	case TypeServerCheckRequest:
@@ -126,7 +127,7 @@ func New(typeName string) (Message, bool) {
 	case TypeFerryBatchBeatResponse:
 		return &FerryBatchBeatResponse{}, true
 	}
-	return nil, false
+	return newConfig(typeName)
 }
 
 // moduleOf is the "module" a request of this type carries.
@@ -135,6 +136,8 @@ func moduleOf(m Message) string {
 	case *ServerCheckRequest, *ConnectionSetupRequest, *SetupAckRequest, *HealthCheckRequest,
 		*ClientDetectionRequest, *ConnectResetRequest:
 		return ModuleInternal
+	case configMessage:
+		return ModuleConfig
 	}
 	return ModuleNaming
 }
@@ -197,6 +200,11 @@ func (c *Codec) Encode(m Message) (*Payload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.TypeName(), err)
 	}
+	if w, ok := m.(withServiceInfo); ok {
+		if si := w.serviceInfo(); si.HostsJSON != nil && si.Hosts == nil {
+			b = spliceHosts(b, si.HostsJSON)
+		}
+	}
 	if len(b) > c.maxBody {
 		return nil, fmt.Errorf("%w: %s body is %d bytes (max %d)", ErrTooLarge, m.TypeName(), len(b), c.maxBody)
 	}
@@ -245,3 +253,21 @@ func Encode(m Message) (*Payload, error) { return NewCodec(0).Encode(m) }
 
 // Decode unmarshals p with DefaultMaxBodyBytes.
 func Decode(p *Payload) (Message, error) { return NewCodec(0).Decode(p) }
+
+// hostsNull is how a nil Hosts encodes. It is the first "hosts" key of the
+// messages that carry a ServiceInfo (the ServiceInfo's fields before hosts
+// are scalars), and it cannot occur inside an encoded string, where quotes
+// are escaped.
+var hostsNull = []byte(`"hosts":null`)
+
+func spliceHosts(b, hosts []byte) []byte {
+	i := bytes.Index(b, hostsNull)
+	if i < 0 {
+		return b
+	}
+	at := i + len(`"hosts":`)
+	out := make([]byte, 0, len(b)-len("null")+len(hosts))
+	out = append(out, b[:at]...)
+	out = append(out, hosts...)
+	return append(out, b[at+len("null"):]...)
+}

@@ -196,14 +196,14 @@ func TestDecodeErrors(t *testing.T) {
 
 func TestCodecRegister(t *testing.T) {
 	c := NewCodec(0)
-	if c.Known("ConfigQueryRequest") {
+	if c.Known("FerryExampleRequest") {
 		t.Fatal("known before Register")
 	}
-	c.Register("ConfigQueryRequest", func() Message { return &HealthCheckRequest{} })
-	if !c.Known("ConfigQueryRequest") || !c.Known(TypeInstanceRequest) {
+	c.Register("FerryExampleRequest", func() Message { return &HealthCheckRequest{} })
+	if !c.Known("FerryExampleRequest") || !c.Known(TypeInstanceRequest) {
 		t.Fatal("not known after Register")
 	}
-	if _, err := c.Decode(&Payload{Metadata: &Metadata{Type: "ConfigQueryRequest"}, Body: &anypb.Any{Value: []byte(`{}`)}}); err != nil {
+	if _, err := c.Decode(&Payload{Metadata: &Metadata{Type: "FerryExampleRequest"}, Body: &anypb.Any{Value: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -299,4 +299,21 @@ func TestLightBeatItemJSON(t *testing.T) {
 	if ip, port, cl := full.Addr(); !full.Full() || ip != "10.0.0.2" || port != 81 || cl != "C" {
 		t.Fatalf("%+v", full)
 	}
+}
+
+func TestServiceInfoHostsJSON(t *testing.T) {
+	si := ServiceInfo{Name: "s", GroupName: "G", Hosts: []Instance{{IP: "1.1.1.1", Port: 1, Metadata: map[string]string{"k": `"hosts":null`}}}, Valid: true}
+	want, err := Encode(&QueryServiceResponse{ResponseHeader: Okay(), ServiceInfo: si})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := json.Marshal(si.Hosts)
+	cached := si
+	cached.Hosts = nil
+	cached.HostsJSON = hosts
+	got, err := Encode(&QueryServiceResponse{ResponseHeader: Okay(), ServiceInfo: cached})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, got.GetBody().GetValue(), string(want.GetBody().GetValue()))
 }

@@ -13,6 +13,7 @@ func benchmarks() map[string]func(ctx context.Context, env *cmdEnv, args []strin
 		"zkwatch":  benchZKWatch,
 		"client":   benchClient,
 		"sync":     benchSync,
+		"config":   benchConfig,
 	}
 }
 

@@ -124,8 +124,7 @@ func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) 
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
-	resp.ServiceInfo.Clusters = req.Cluster
+	resp.ServiceInfo = s.wireInfo(info, req.Cluster, req.HealthyOnly)
 	return resp, nil
 }
 
@@ -150,8 +149,7 @@ func (s *Server) handleSubscribe(_ context.Context, c *Conn, r wire.Request) (wi
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
-	resp.ServiceInfo.Clusters = req.Clusters
+	resp.ServiceInfo = s.wireInfo(info, req.Clusters, false)
 	resp.ResponseHeader = wire.Okay()
 	resp.Message = "success"
 	// Nacos pushes to the new subscriber alone after the push delay.

@@ -10,6 +10,7 @@ type metrics struct {
 	pushes      *prometheus.CounterVec // by result: ok, fail, timeout, busy
 	pushLatency prometheus.Histogram   // change → ack
 	beats       *prometheus.CounterVec // by status
+	detections  *prometheus.CounterVec // ClientDetectionRequests, by result: ok, dropped
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +41,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ferry", Subsystem: "registry", Name: "batch_beats_total",
 			Help: "Instance beats received through FerryBatchBeatRequest, by status.",
 		}, []string{"status"}),
+		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry_grpc", Name: "client_detections_total",
+			Help: "ClientDetectionRequests sent to idle connections, by result (ok, dropped).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.connections, m.pushes, m.pushLatency, m.beats)
+		reg.MustRegister(m.requests, m.latency, m.connections, m.pushes, m.pushLatency, m.beats, m.detections)
 	}
 	return m
 }

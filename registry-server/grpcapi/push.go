@@ -149,9 +149,7 @@ func (p *pusher) encode(svc naming.ServiceKey, clusters string) (*pushBody, erro
 	if err != nil {
 		return nil, err
 	}
-	wi := toWireServiceInfo(info, p.s.reg.Config())
-	wi.Clusters = clusters
-	req := &wire.NotifySubscriberRequest{ServiceInfo: wi}
+	req := &wire.NotifySubscriberRequest{ServiceInfo: p.s.wireInfo(info, clusters, false)}
 	req.Namespace, req.GroupName, req.ServiceName = svc.Namespace, svc.Group, svc.Name
 	req.RequestID = pushIDMark
 	pl, err := p.s.codec.Encode(req)

@@ -64,6 +64,7 @@ type Server struct {
 	handlers map[string]HandlerFunc // written before Start only
 	store    PersistentStore
 	now      func() time.Time
+	onClose  []func(connID string) // written before Start only (plug.go)
 
 	grpc *grpc.Server
 	lis  net.Listener
@@ -75,7 +76,8 @@ type Server struct {
 	pending map[string]chan wire.Response
 	nextID  atomic.Uint64
 
-	push *pusher
+	push  *pusher
+	hosts *hostsCache
 
 	started  atomic.Bool
 	stopOnce sync.Once
@@ -109,6 +111,7 @@ func New(cfg Config, reg *naming.Registry, logger *slog.Logger, registerer prome
 		stopped:  make(chan struct{}),
 	}
 	s.push = newPusher(s)
+	s.hosts = newHostsCache(100000)
 	s.registerNamingHandlers()
 	return s, nil
 }
@@ -239,6 +242,9 @@ func (s *Server) closeConnLocked(c *Conn) {
 		stop()
 	}
 	s.reg.DropClient(c.ID)
+	for _, f := range s.onClose {
+		f(c.ID)
+	}
 }
 
 // ResetConnection asks a client to reconnect with ConnectResetRequest, to
@@ -348,11 +354,13 @@ func (s *Server) ejectLoop() {
 				_, err := s.call(context.Background(), c, &wire.ClientDetectionRequest{}, s.cfg.DetectTimeout)
 				if err == nil {
 					c.touch(s.now())
+					s.met.detections.WithLabelValues("ok").Inc()
 					return
 				}
 				if errors.Is(err, ErrStopped) {
 					return
 				}
+				s.met.detections.WithLabelValues("dropped").Inc()
 				s.log.Info("closing unresponsive connection", "conn", c.ID, "err", err)
 				s.closeConn(c)
 			}(c)

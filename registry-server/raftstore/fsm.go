@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ferrysync/ferry/registry-server/configsvc"
 	"github.com/ferrysync/ferry/registry-server/naming"
 )
 
@@ -50,6 +51,8 @@ var cmdNames = map[byte]string{
 	cmdSetEnabledByIP: "set_enabled_by_ip",
 	cmdPutServiceMeta: "put_service_meta",
 	cmdRemoveService:  "remove_service",
+	cmdPutConfig:      "put_config",
+	cmdRemoveConfig:   "remove_config",
 }
 
 // Command bodies.
@@ -119,8 +122,9 @@ type fsm struct {
 	applier Applier
 	metrics *metrics
 
-	mu       sync.RWMutex // guards services
+	mu       sync.RWMutex // guards services and cfg's maps
 	services map[naming.ServiceKey]*service
+	cfg      configState // the config service's data (configs.go)
 }
 
 func newFSM(a Applier, m *metrics) *fsm {
@@ -165,6 +169,8 @@ var dispatch = map[byte]handler{
 	cmdSetEnabledByIP: decodeThen((*fsm).setEnabledByIP),
 	cmdPutServiceMeta: decodeThen((*fsm).putServiceMeta),
 	cmdRemoveService:  decodeThen((*fsm).removeService),
+	cmdPutConfig:      decodeThen((*fsm).putConfig),
+	cmdRemoveConfig:   decodeThen((*fsm).removeConfig),
 }
 
 // decodeThen decodes the body strictly; an undecodable body panics, since
@@ -198,9 +204,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if f.applier != nil {
 		views = f.viewsLocked(changed)
 	}
+	cfgChanged := f.cfg.takeChangedLocked()
 	f.mu.Unlock()
 	f.metrics.applied(cmdNames[l.Data[0]], err)
 	f.publish(views)
+	f.cfg.notify(cfgChanged)
 	return err
 }
 
@@ -526,6 +534,7 @@ func sortedOverrides(m map[string]naming.Override) []naming.Override {
 type snapshotState struct {
 	Version  int
 	Services []snapshotService
+	Configs  []configsvc.Item `json:",omitempty"` // configs.go; absent in older snapshots
 }
 
 type snapshotService struct {
@@ -549,6 +558,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		}
 		st.Services = append(st.Services, ss)
 	}
+	st.Configs = f.cfg.snapshotLocked()
 	return &fsmSnapshot{state: st}, nil
 }
 
@@ -590,8 +600,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.services = next
 	views := f.viewsLocked(changed)
+	cfgChanged := f.cfg.restoreLocked(st.Configs)
 	f.mu.Unlock()
 	f.publish(views)
+	f.cfg.notify(cfgChanged)
 	return nil
 }
 

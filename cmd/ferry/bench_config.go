@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	registryserver "github.com/ferrysync/ferry/registry-server"
+	"github.com/ferrysync/ferry/registry-server/configsvc"
+	"github.com/ferrysync/ferry/wire"
+)
+
+// benchConfig measures the config service of one in-process node (Raft
+// store on a temporary directory) through loopback gRPC clients speaking
+// the wire protocol as the SDK does: ConfigQueryRequest throughput, and
+// publish-to-listener push latency (ConfigPublishRequest sent → the
+// ConfigChangeNotifyRequest received by each of N listening connections).
+//
+//	ferry bench config [-duration 3s] [-configs 100] [-query-conns 8] [-inflight 64] [-listeners 1000] [-push-rounds 10]
+func benchConfig(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := flag.NewFlagSet("bench config", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	dur := fs.Duration("duration", 3*time.Second, "duration of the query workload")
+	configs := fs.Int("configs", 100, "configs published before the query workload")
+	qconns := fs.Int("query-conns", 8, "connections of the query workload")
+	inflight := fs.Int("inflight", 64, "queries in flight")
+	listeners := fs.Int("listeners", 1000, "listening connections of the push workload")
+	rounds := fs.Int("push-rounds", 10, "publishes pushed to every listener")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	out := env.stdout
+	cfg := registryserver.DefaultConfig()
+	cfg.Port = 0
+	dir, err := os.MkdirTemp("", "ferry-bench-config-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg.DataDir = dir
+	cfg.GRPC.MaxConnections = *listeners + *qconns + 100
+	s, err := registryserver.Open(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	defer s.Stop()
+	if err := s.Raft().WaitReady(10 * time.Second); err != nil {
+		return err
+	}
+	addr := s.GRPCAddr().String()
+	fmt.Fprintf(out, "config: one in-process node (Raft store), loopback gRPC clients, GOMAXPROCS=%d\n", runtime.GOMAXPROCS(0))
+
+	qc, err := cfgDialN(ctx, addr, *qconns, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range qc {
+			c.close()
+		}
+	}()
+	content := bytes.Repeat([]byte("k=v\n"), 256) // 1 KiB
+	for i := 0; i < *configs; i++ {
+		if _, err := qc[0].call(ctx, cfgPublish("bench."+strconv.Itoa(i), string(content))); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	n, el, err := cfgQueries(ctx, qc, *configs, *inflight, *dur)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  queries: %d ConfigQueryRequest (1 KiB content, %d configs) in %v over %d conns, %d in flight: %.0f/s\n",
+		n, *configs, el.Round(time.Millisecond), *qconns, *inflight, float64(n)/el.Seconds())
+
+	p50, p99, max, err := cfgPushLatency(ctx, addr, qc[0], *listeners, *rounds)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  push: %d listening connections × %d publishes: publish→notify p50 %v, p99 %v, max %v\n",
+		*listeners, *rounds, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), max.Round(10*time.Microsecond))
+	return nil
+}
+
+func cfgPublish(dataID, content string) *wire.ConfigPublishRequest {
+	r := &wire.ConfigPublishRequest{Content: content, AdditionMap: map[string]string{"type": "properties"}}
+	r.Group, r.DataID = "bench", dataID
+	return r
+}
+
+// cfgConn is a minimal config-module client connection.
+type cfgConn struct {
+	cc     *grpc.ClientConn
+	req    wire.RequestClient
+	stream wire.BiRequestStream_RequestBiStreamClient
+	cancel context.CancelFunc
+	onPush func(*wire.ConfigChangeNotifyRequest, time.Time)
+	sendMu sync.Mutex
+}
+
+func cfgDial(ctx context.Context, addr string, onPush func(*wire.ConfigChangeNotifyRequest, time.Time)) (*cfgConn, error) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	c := &cfgConn{cc: cc, req: wire.NewRequestClient(cc), onPush: onPush}
+	if _, err := c.call(ctx, &wire.ServerCheckRequest{}); err != nil {
+		cc.Close()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	if c.stream, err = wire.NewBiRequestStreamClient(cc).RequestBiStream(sctx); err != nil {
+		cancel()
+		cc.Close()
+		return nil, err
+	}
+	c.send(&wire.ConnectionSetupRequest{ClientVersion: "ferry-bench", Labels: map[string]string{"module": "config"}})
+	go c.readLoop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := c.call(ctx, &wire.HealthCheckRequest{})
+		if err == nil && r.Result().OK() {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			c.close()
+			return nil, fmt.Errorf("connection setup not taken: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func cfgDialN(ctx context.Context, addr string, n int, onPush func(*wire.ConfigChangeNotifyRequest, time.Time)) ([]*cfgConn, error) {
+	out := make([]*cfgConn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := cfgDial(ctx, addr, onPush)
+		if err != nil {
+			for _, c := range out {
+				c.close()
+			}
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (c *cfgConn) close() { c.cancel(); c.cc.Close() }
+
+func (c *cfgConn) send(m wire.Message) {
+	p, err := wire.Encode(m)
+	if err != nil {
+		return
+	}
+	c.sendMu.Lock()
+	_ = c.stream.Send(p)
+	c.sendMu.Unlock()
+}
+
+func (c *cfgConn) readLoop() {
+	for {
+		p, err := c.stream.Recv()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		m, err := wire.Decode(p)
+		if err != nil {
+			continue
+		}
+		switch r := m.(type) {
+		case *wire.ConfigChangeNotifyRequest:
+			if c.onPush != nil {
+				c.onPush(r, now)
+			}
+			c.send(&wire.ConfigChangeNotifyResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
+		case *wire.ClientDetectionRequest:
+			c.send(&wire.ClientDetectionResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
+		}
+	}
+}
+
+func (c *cfgConn) call(ctx context.Context, m wire.Message) (wire.Response, error) {
+	p, err := wire.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.req.Request(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	r, err := wire.Decode(out)
+	if err != nil {
+		return nil, err
+	}
+	resp := r.(wire.Response)
+	if !resp.Result().OK() {
+		return resp, fmt.Errorf("%s: %d %s", resp.TypeName(), resp.Result().ErrorCode, resp.Result().Message)
+	}
+	return resp, nil
+}
+
+// cfgQueries runs ConfigQueryRequests for dur; the client checks only the
+// answer's type and leading resultCode, to leave the CPU to the server.
+func cfgQueries(ctx context.Context, conns []*cfgConn, configs, inflight int, dur time.Duration) (int64, time.Duration, error) {
+	var n atomic.Int64
+	var firstErr atomic.Value
+	stop := time.Now().Add(dur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < inflight; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c := conns[w%len(conns)]
+			for i := w; time.Now().Before(stop); i++ {
+				r := &wire.ConfigQueryRequest{}
+				r.Group, r.DataID = "bench", "bench."+strconv.Itoa(i%configs)
+				p, err := wire.Encode(r)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				out, err := c.req.Request(ctx, p)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				if out.GetMetadata().GetType() != wire.TypeConfigQueryResponse || !bytes.HasPrefix(out.GetBody().GetValue(), []byte(`{"resultCode":200,`)) {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("unexpected answer %.200s", out.GetBody().GetValue()))
+					return
+				}
+				n.Add(1)
+			}
+		}(w)
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if e, _ := firstErr.Load().(error); e != nil {
+		return 0, 0, e
+	}
+	return n.Load(), el, nil
+}
+
+// cfgPushLatency opens n connections listening to one config, then
+// publishes it rounds times, each time waiting until every listener got
+// its ConfigChangeNotifyRequest; latency is from sending the publish.
+func cfgPushLatency(ctx context.Context, addr string, pub *cfgConn, n, rounds int) (p50, p99, max time.Duration, err error) {
+	const dataID = "bench.push"
+	if _, err := pub.call(ctx, cfgPublish(dataID, "round=-1")); err != nil {
+		return 0, 0, 0, err
+	}
+	var (
+		mu    sync.Mutex
+		sent  time.Time
+		lat   []time.Duration
+		got   int
+		round = make(chan struct{}, 1)
+	)
+	onPush := func(r *wire.ConfigChangeNotifyRequest, at time.Time) {
+		if r.DataID != dataID {
+			return
+		}
+		mu.Lock()
+		lat = append(lat, at.Sub(sent))
+		got++
+		if got == n {
+			round <- struct{}{}
+		}
+		mu.Unlock()
+	}
+	conns, err := cfgDialN(ctx, addr, n, onPush)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+	md5 := configsvc.MD5("round=-1")
+	for _, c := range conns {
+		l := &wire.ConfigBatchListenRequest{Listen: true, ConfigListenContexts: []wire.ConfigListenContext{{Group: "bench", DataID: dataID, MD5: md5}}}
+		if _, err := c.call(ctx, l); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	for r := 0; r < rounds; r++ {
+		mu.Lock()
+		got, sent = 0, time.Now()
+		mu.Unlock()
+		if _, err := pub.call(ctx, cfgPublish(dataID, "round="+strconv.Itoa(r))); err != nil {
+			return 0, 0, 0, err
+		}
+		select {
+		case <-round:
+		case <-time.After(30 * time.Second):
+			mu.Lock()
+			g := got
+			mu.Unlock()
+			return 0, 0, 0, fmt.Errorf("round %d: %d of %d listeners notified in 30s", r, g, n)
+		case <-ctx.Done():
+			return 0, 0, 0, ctx.Err()
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	return at(0.5), at(0.99), lat[len(lat)-1], nil
+}
