@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -200,11 +199,6 @@ func (c *Codec) Encode(m Message) (*Payload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.TypeName(), err)
 	}
-	if w, ok := m.(withServiceInfo); ok {
-		if si := w.serviceInfo(); si.HostsJSON != nil && si.Hosts == nil {
-			b = spliceHosts(b, si.HostsJSON)
-		}
-	}
 	if len(b) > c.maxBody {
 		return nil, fmt.Errorf("%w: %s body is %d bytes (max %d)", ErrTooLarge, m.TypeName(), len(b), c.maxBody)
 	}
@@ -253,21 +247,3 @@ func Encode(m Message) (*Payload, error) { return NewCodec(0).Encode(m) }
 
 // Decode unmarshals p with DefaultMaxBodyBytes.
 func Decode(p *Payload) (Message, error) { return NewCodec(0).Decode(p) }
-
-// hostsNull is how a nil Hosts encodes. It is the first "hosts" key of the
-// messages that carry a ServiceInfo (the ServiceInfo's fields before hosts
-// are scalars), and it cannot occur inside an encoded string, where quotes
-// are escaped.
-var hostsNull = []byte(`"hosts":null`)
-
-func spliceHosts(b, hosts []byte) []byte {
-	i := bytes.Index(b, hostsNull)
-	if i < 0 {
-		return b
-	}
-	at := i + len(`"hosts":`)
-	out := make([]byte, 0, len(b)-len("null")+len(hosts))
-	out = append(out, b[:at]...)
-	out = append(out, hosts...)
-	return append(out, b[at+len("null"):]...)
-}

@@ -300,20 +300,3 @@ func TestLightBeatItemJSON(t *testing.T) {
 		t.Fatalf("%+v", full)
 	}
 }
-
-func TestServiceInfoHostsJSON(t *testing.T) {
-	si := ServiceInfo{Name: "s", GroupName: "G", Hosts: []Instance{{IP: "1.1.1.1", Port: 1, Metadata: map[string]string{"k": `"hosts":null`}}}, Valid: true}
-	want, err := Encode(&QueryServiceResponse{ResponseHeader: Okay(), ServiceInfo: si})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts, _ := json.Marshal(si.Hosts)
-	cached := si
-	cached.Hosts = nil
-	cached.HostsJSON = hosts
-	got, err := Encode(&QueryServiceResponse{ResponseHeader: Okay(), ServiceInfo: cached})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jsonEqual(t, got.GetBody().GetValue(), string(want.GetBody().GetValue()))
-}

@@ -106,19 +106,7 @@ type ServiceInfo struct {
 	AllIPs                   bool       `json:"allIPs"`
 	ReachProtectionThreshold bool       `json:"reachProtectionThreshold"`
 	Valid                    bool       `json:"valid"`
-
-	// HostsJSON, when set (and Hosts nil), is sent as "hosts" instead of
-	// encoding Hosts: servers cache a service's encoded hosts between
-	// changes. Codec.Encode splices it in.
-	HostsJSON json.RawMessage `json:"-"`
 }
-
-// withServiceInfo is implemented by the messages that carry a ServiceInfo.
-type withServiceInfo interface{ serviceInfo() *ServiceInfo }
-
-func (r *QueryServiceResponse) serviceInfo() *ServiceInfo     { return &r.ServiceInfo }
-func (r *SubscribeServiceResponse) serviceInfo() *ServiceInfo { return &r.ServiceInfo }
-func (r *NotifySubscriberRequest) serviceInfo() *ServiceInfo  { return &r.ServiceInfo }
 
 // ---- internal module ----
 

@@ -15,8 +15,7 @@ func benchInstances(n, base int) []wire.Instance {
 	for i := range out {
 		idx := base + i
 		out[i] = winst("10."+strconv.Itoa(idx>>16&255)+"."+strconv.Itoa(idx>>8&255)+"."+strconv.Itoa(idx&255), 20880)
-		out[i].Metadata = map[string]string{"side": "provider", "dubbo": "2.0.2", "release": "2.7.23", "application": "app-" + strconv.Itoa(idx%50),
-			"interface": "com.example.S" + strconv.Itoa(idx%1000), "version": "1.0.0", "methods": "get,put,list", "timestamp": "1700000000000"}
+		out[i].Metadata = map[string]string{"side": "provider", "dubbo": "2.0.2", "interface": "com.example.S" + strconv.Itoa(idx%1000)}
 	}
 	return out
 }

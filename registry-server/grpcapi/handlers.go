@@ -124,7 +124,8 @@ func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) 
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = s.wireInfo(info, req.Cluster, req.HealthyOnly)
+	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
+	resp.ServiceInfo.Clusters = req.Cluster
 	return resp, nil
 }
 
@@ -149,7 +150,8 @@ func (s *Server) handleSubscribe(_ context.Context, c *Conn, r wire.Request) (wi
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = s.wireInfo(info, req.Clusters, false)
+	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
+	resp.ServiceInfo.Clusters = req.Clusters
 	resp.ResponseHeader = wire.Okay()
 	resp.Message = "success"
 	// Nacos pushes to the new subscriber alone after the push delay.

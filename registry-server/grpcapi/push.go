@@ -149,7 +149,9 @@ func (p *pusher) encode(svc naming.ServiceKey, clusters string) (*pushBody, erro
 	if err != nil {
 		return nil, err
 	}
-	req := &wire.NotifySubscriberRequest{ServiceInfo: p.s.wireInfo(info, clusters, false)}
+	wi := toWireServiceInfo(info, p.s.reg.Config())
+	wi.Clusters = clusters
+	req := &wire.NotifySubscriberRequest{ServiceInfo: wi}
 	req.Namespace, req.GroupName, req.ServiceName = svc.Namespace, svc.Group, svc.Name
 	req.RequestID = pushIDMark
 	pl, err := p.s.codec.Encode(req)

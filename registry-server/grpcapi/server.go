@@ -76,8 +76,7 @@ type Server struct {
 	pending map[string]chan wire.Response
 	nextID  atomic.Uint64
 
-	push  *pusher
-	hosts *hostsCache
+	push *pusher
 
 	started  atomic.Bool
 	stopOnce sync.Once
@@ -111,7 +110,6 @@ func New(cfg Config, reg *naming.Registry, logger *slog.Logger, registerer prome
 		stopped:  make(chan struct{}),
 	}
 	s.push = newPusher(s)
-	s.hosts = newHostsCache(100000)
 	s.registerNamingHandlers()
 	return s, nil
 }

@@ -94,8 +94,4 @@ type ServiceInfo struct {
 	Checksum                 string
 	AllIPs                   bool
 	ReachProtectionThreshold bool
-	// Revision identifies the service's materialised view the answer was
-	// selected from: equal revisions (and equal filters) give equal hosts,
-	// so encoders may cache. 0 for an unknown service.
-	Revision uint64
 }

@@ -22,8 +22,7 @@ type Registry struct {
 	cfg   Config
 	clock func() time.Time
 
-	lastRef atomic.Int64  // last lastRefTime handed out (ms)
-	lastRev atomic.Uint64 // last view revision handed out
+	lastRef atomic.Int64 // last lastRefTime handed out (ms)
 
 	lmu       sync.Mutex
 	listeners []func(ServiceKey)
@@ -71,8 +70,7 @@ type service struct {
 
 	view    []Instance // merged, overrides applied, sorted; valid when viewOK
 	viewOK  bool
-	rev     uint64 // revision of view, unique in the Registry
-	healthy int    // healthy instances in view (enabled or not)
+	healthy int // healthy instances in view (enabled or not)
 }
 
 // NewRegistry returns an empty registry reading time from clock (time.Now
@@ -734,7 +732,7 @@ func (r *Registry) Services() []ServiceKey {
 // disabled and unhealthy ones included, sorted by ip, port, cluster.
 func (r *Registry) Instances(key ServiceKey) []Instance {
 	k := r.lenientKey(key)
-	view, _, _, ok := r.viewOf(k)
+	view, _, ok := r.viewOf(k)
 	if !ok {
 		return nil
 	}
@@ -764,29 +762,29 @@ func (r *Registry) Persistent(key ServiceKey) []Instance {
 }
 
 // viewOf returns the materialised view of k, rebuilding it if stale.
-func (r *Registry) viewOf(k ServiceKey) (view []Instance, meta *ServiceMeta, rev uint64, ok bool) {
+func (r *Registry) viewOf(k ServiceKey) (view []Instance, meta *ServiceMeta, ok bool) {
 	r.mu.RLock()
 	s := r.services[k]
 	if s == nil {
 		r.mu.RUnlock()
-		return nil, nil, 0, false
+		return nil, nil, false
 	}
 	if s.viewOK {
-		view, meta, rev = s.view, s.meta, s.rev
+		view, meta = s.view, s.meta
 		r.mu.RUnlock()
-		return view, meta, rev, true
+		return view, meta, true
 	}
 	r.mu.RUnlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s = r.services[k]
 	if s == nil {
-		return nil, nil, 0, false
+		return nil, nil, false
 	}
 	if !s.viewOK {
 		r.rebuildLocked(s)
 	}
-	return s.view, s.meta, s.rev, true
+	return s.view, s.meta, true
 }
 
 // rebuildLocked merges a service's sources into its view. The view slice is
@@ -837,7 +835,6 @@ func (r *Registry) rebuildLocked(s *service) {
 		return a.ID < b.ID
 	})
 	s.view, s.healthy, s.viewOK = view, healthy, true
-	s.rev = r.lastRev.Add(1)
 }
 
 func applyOverride(in Instance, ov Override) Instance {
@@ -886,12 +883,11 @@ func (r *Registry) Select(key ServiceKey, clusters []string, healthyOnly bool) (
 		return ServiceInfo{}, err
 	}
 	info := ServiceInfo{Key: k, Clusters: strings.Join(clusters, ","), CacheMillis: r.cfg.CacheMillis, Hosts: []Instance{}}
-	view, meta, rev, ok := r.viewOf(k)
+	view, meta, ok := r.viewOf(k)
 	info.LastRefTime = r.nextRefTime()
 	if !ok {
 		return info, nil
 	}
-	info.Revision = rev
 	inCluster := func(c string) bool {
 		if len(clusters) == 0 {
 			return true
