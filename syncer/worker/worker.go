@@ -286,6 +286,13 @@ func (w *Worker) serveHTTP() error {
 		rw.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(rw).Encode(w.Status())
 	})
+	// An operator confirms removals held by the mass-removal guard.
+	mux.HandleFunc("POST /api/confirm-removals", func(rw http.ResponseWriter, _ *http.Request) {
+		w.engine.Confirm()
+		w.log.Warn("held mass removal confirmed over HTTP")
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(w.Status())
+	})
 	w.httpLis = lis
 	w.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	w.wg.Add(1)

@@ -148,6 +148,16 @@ func TestWorkerSyncsZooKeeperIntoRegistry(t *testing.T) {
 		t.Fatalf("status = %+v, want w1 with %d registered", st, lcfg.Services*lcfg.Instances-1)
 	}
 
+	// Confirming held removals answers with the status (nothing is held).
+	resp, err = http.Post(fmt.Sprintf("http://%s/api/confirm-removals", w.HTTPAddr()), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("confirm-removals = %d", resp.StatusCode)
+	}
+
 	// A graceful stop deregisters nothing: a successor keeps beating them.
 	w.Stop(context.Background())
 	stopped = true
