@@ -179,10 +179,25 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 		}
 	}
 	out := make([]naming.BeatOutcome, len(items))
+	// A full item with registerIfUnknown is an upsert: the client sends one
+	// only for an instance new to it (first beat, or after "unknown"), and
+	// that instance may be known to the registry with other data, e.g. the
+	// marker of the worker that owned it before a lease moved. Replacing it
+	// notifies subscribers only when something changed.
+	if req.RegisterIfUnknown {
+		for _, i := range full {
+			if err := s.reg.RegisterBeatKept(items[i].Key, items[i].Instance); err != nil {
+				out[i] = naming.BeatOutcome{Err: err}
+			} else {
+				out[i] = naming.BeatOutcome{BeatResult: naming.BeatResult{Status: naming.BeatRegistered}}
+			}
+		}
+		full = nil
+	}
 	for _, part := range []struct {
 		idx      []int
 		register bool
-	}{{full, req.RegisterIfUnknown}, {light, false}} {
+	}{{full, false}, {light, false}} {
 		if len(part.idx) == 0 {
 			continue
 		}

@@ -246,8 +246,25 @@ func openStore(ctx context.Context, dsn string, logger, log *slog.Logger) (*stor
 }
 
 // ensureTask returns the first running task, creating the clusters and a
-// full-catalog task from cfg when the store has none.
+// full-catalog task from cfg when the store has none. Workers starting
+// together race to create them: the loser's conflict makes it re-read.
 func ensureTask(ctx context.Context, st *store.Store, cfg Config) (*store.SyncTask, error) {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		var t *store.SyncTask
+		if t, err = ensureTaskOnce(ctx, st, cfg); err == nil || !errors.Is(err, store.ErrConflict) {
+			return t, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+func ensureTaskOnce(ctx context.Context, st *store.Store, cfg Config) (*store.SyncTask, error) {
 	tasks, err := st.ListTasks(ctx, store.TaskFilter{})
 	if err != nil {
 		return nil, err
