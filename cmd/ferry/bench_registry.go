@@ -454,6 +454,13 @@ func (b *regBench) beats(ctx context.Context, conns []*benchConn, dur time.Durat
 		}
 		reqs = append(reqs, &wire.FerryBatchBeatRequest{Beats: light})
 	}
+	// Encode fills a request's module on first use: do it here, once, so
+	// the goroutines below only read the shared requests.
+	for _, r := range reqs {
+		if _, err := wire.Encode(r); err != nil {
+			return 0, 0, 0, err
+		}
+	}
 	var count atomic.Int64
 	var firstErr atomic.Value
 	stop := time.Now().Add(dur)
