@@ -45,6 +45,59 @@ func hosts(t *testing.T, regAddr, service string) []map[string]any {
 	return a.Hosts
 }
 
+// stack is a private ZooKeeper seeded with plain providers (no version,
+// group or withNacos) and a whole registry node, stopped at cleanup.
+type stack struct {
+	zk      *zkserver.Server
+	loader  *zkload.Loader
+	regAddr string
+}
+
+// newStack seeds services × instances providers; a non-zero session is the
+// seeding session's timeout (its nodes are ephemeral).
+func newStack(ctx context.Context, t *testing.T, services, instances int, session time.Duration) (zkload.Config, *stack) {
+	t.Helper()
+	zk := zkserver.ForTest(t)
+	lcfg := zkload.DefaultConfig()
+	lcfg.Servers = []string{zk.Addr()}
+	lcfg.Services, lcfg.Instances = services, instances
+	lcfg.WithNacosShare, lcfg.VersionShare, lcfg.GroupShare = 0, 0, 0
+	if session != 0 {
+		lcfg.SessionTimeout = session
+	}
+	loader, err := zkload.Connect(ctx, lcfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(loader.Close)
+	if _, err := loader.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rcfg := registryserver.DefaultConfig()
+	rcfg.Port = 0
+	rcfg.DataDir = t.TempDir()
+	reg, err := registryserver.Open(rcfg, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	return lcfg, &stack{zk: zk, loader: loader, regAddr: reg.HTTPAddr().String()}
+}
+
+// workerConfig is worker "w1" on a fresh SQLite store against the stack.
+func (s *stack) workerConfig(t *testing.T, http string) Config {
+	cfg := DefaultConfig()
+	cfg.DB = "sqlite://" + filepath.Join(t.TempDir(), "ferry.db")
+	cfg.ZK = []string{s.zk.Addr()}
+	cfg.Registry = []string{s.regAddr}
+	cfg.HTTP = http
+	cfg.WorkerID = "w1"
+	return cfg
+}
+
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -59,42 +112,11 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // TestWorkerSyncsZooKeeperIntoRegistry runs the assembled worker against a
 // private ZooKeeper, a whole registry node and an SQLite store.
 func TestWorkerSyncsZooKeeperIntoRegistry(t *testing.T) {
-	zk := zkserver.ForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	lcfg := zkload.DefaultConfig()
-	lcfg.Servers = []string{zk.Addr()}
-	lcfg.Services, lcfg.Instances = 6, 3
-	lcfg.WithNacosShare, lcfg.VersionShare, lcfg.GroupShare = 0, 0, 0
-	loader, err := zkload.Connect(ctx, lcfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loader.Close()
-	if _, err := loader.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	rcfg := registryserver.DefaultConfig()
-	rcfg.Port = 0
-	rcfg.DataDir = t.TempDir()
-	reg, err := registryserver.Open(rcfg, testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Stop()
-	regAddr := reg.HTTPAddr().String()
-
-	wcfg := DefaultConfig()
-	wcfg.DB = "sqlite://" + filepath.Join(t.TempDir(), "ferry.db")
-	wcfg.ZK = []string{zk.Addr()}
-	wcfg.Registry = []string{regAddr}
-	wcfg.HTTP = "127.0.0.1:0"
-	wcfg.WorkerID = "w1"
+	lcfg, stk := newStack(ctx, t, 6, 3, 0)
+	loader, regAddr := stk.loader, stk.regAddr
+	wcfg := stk.workerConfig(t, "127.0.0.1:0")
 	w, err := Start(ctx, wcfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -5,13 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/ferrysync/ferry/internal/zkload"
-	"github.com/ferrysync/ferry/internal/zkserver"
-	registryserver "github.com/ferrysync/ferry/registry-server"
 )
 
 // TestWorkerZooKeeperDown: with ZooKeeper stopped for 20 s (past the
@@ -22,41 +17,12 @@ func TestWorkerZooKeeperDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("keeps ZooKeeper down for 20 s")
 	}
-	zk := zkserver.ForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	lcfg := zkload.DefaultConfig()
-	lcfg.Servers = []string{zk.Addr()}
-	lcfg.Services, lcfg.Instances = 3, 2
-	lcfg.WithNacosShare, lcfg.VersionShare, lcfg.GroupShare = 0, 0, 0
-	lcfg.SessionTimeout = 60 * time.Second // the seeded nodes outlive the outage
-	loader, err := zkload.Connect(ctx, lcfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loader.Close()
-	if _, err := loader.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rcfg := registryserver.DefaultConfig()
-	rcfg.Port = 0
-	rcfg.DataDir = t.TempDir()
-	reg, err := registryserver.Open(rcfg, testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Stop()
-	regAddr := reg.HTTPAddr().String()
-
-	wcfg := DefaultConfig()
-	wcfg.DB = "sqlite://" + filepath.Join(t.TempDir(), "ferry.db")
-	wcfg.ZK = []string{zk.Addr()}
-	wcfg.Registry = []string{regAddr}
-	wcfg.HTTP = ""
-	wcfg.WorkerID = "w1"
+	// The seeding session outlives the outage, so its nodes stay.
+	lcfg, st := newStack(ctx, t, 3, 2, 60*time.Second)
+	zk, loader, regAddr := st.zk, st.loader, st.regAddr
+	wcfg := st.workerConfig(t, "")
 	w, err := Start(ctx, wcfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
