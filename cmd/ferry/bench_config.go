@@ -14,9 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	registryserver "github.com/ferrysync/ferry/registry-server"
 	"github.com/ferrysync/ferry/registry-server/configsvc"
 	"github.com/ferrysync/ferry/wire"
@@ -102,51 +99,21 @@ func cfgPublish(dataID, content string) *wire.ConfigPublishRequest {
 	return r
 }
 
-// cfgConn is a minimal config-module client connection.
-type cfgConn struct {
-	cc     *grpc.ClientConn
-	req    wire.RequestClient
-	stream wire.BiRequestStream_RequestBiStreamClient
-	cancel context.CancelFunc
-	onPush func(*wire.ConfigChangeNotifyRequest, time.Time)
-	sendMu sync.Mutex
+// cfgDial opens a config-module connection; onPush sees each change push.
+func cfgDial(ctx context.Context, addr string, onPush func(*wire.ConfigChangeNotifyRequest, time.Time)) (*benchConn, error) {
+	var hook func(wire.Request, time.Time)
+	if onPush != nil {
+		hook = func(r wire.Request, at time.Time) {
+			if n, ok := r.(*wire.ConfigChangeNotifyRequest); ok {
+				onPush(n, at)
+			}
+		}
+	}
+	return benchDial(ctx, addr, "config", hook)
 }
 
-func cfgDial(ctx context.Context, addr string, onPush func(*wire.ConfigChangeNotifyRequest, time.Time)) (*cfgConn, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	c := &cfgConn{cc: cc, req: wire.NewRequestClient(cc), onPush: onPush}
-	if _, err := c.call(ctx, &wire.ServerCheckRequest{}); err != nil {
-		cc.Close()
-		return nil, err
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	if c.stream, err = wire.NewBiRequestStreamClient(cc).RequestBiStream(sctx); err != nil {
-		cancel()
-		cc.Close()
-		return nil, err
-	}
-	c.send(&wire.ConnectionSetupRequest{ClientVersion: "ferry-bench", Labels: map[string]string{"module": "config"}})
-	go c.readLoop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, err := c.call(ctx, &wire.HealthCheckRequest{})
-		if err == nil && r.Result().OK() {
-			return c, nil
-		}
-		if time.Now().After(deadline) {
-			c.close()
-			return nil, fmt.Errorf("connection setup not taken: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func cfgDialN(ctx context.Context, addr string, n int, onPush func(*wire.ConfigChangeNotifyRequest, time.Time)) ([]*cfgConn, error) {
-	out := make([]*cfgConn, 0, n)
+func cfgDialN(ctx context.Context, addr string, n int, onPush func(*wire.ConfigChangeNotifyRequest, time.Time)) ([]*benchConn, error) {
+	out := make([]*benchConn, 0, n)
 	for i := 0; i < n; i++ {
 		c, err := cfgDial(ctx, addr, onPush)
 		if err != nil {
@@ -160,64 +127,7 @@ func cfgDialN(ctx context.Context, addr string, n int, onPush func(*wire.ConfigC
 	return out, nil
 }
 
-func (c *cfgConn) close() { c.cancel(); c.cc.Close() }
-
-func (c *cfgConn) send(m wire.Message) {
-	p, err := wire.Encode(m)
-	if err != nil {
-		return
-	}
-	c.sendMu.Lock()
-	_ = c.stream.Send(p)
-	c.sendMu.Unlock()
-}
-
-func (c *cfgConn) readLoop() {
-	for {
-		p, err := c.stream.Recv()
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		m, err := wire.Decode(p)
-		if err != nil {
-			continue
-		}
-		switch r := m.(type) {
-		case *wire.ConfigChangeNotifyRequest:
-			if c.onPush != nil {
-				c.onPush(r, now)
-			}
-			c.send(&wire.ConfigChangeNotifyResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
-		case *wire.ClientDetectionRequest:
-			c.send(&wire.ClientDetectionResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
-		}
-	}
-}
-
-func (c *cfgConn) call(ctx context.Context, m wire.Message) (wire.Response, error) {
-	p, err := wire.Encode(m)
-	if err != nil {
-		return nil, err
-	}
-	out, err := c.req.Request(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	r, err := wire.Decode(out)
-	if err != nil {
-		return nil, err
-	}
-	resp := r.(wire.Response)
-	if !resp.Result().OK() {
-		return resp, fmt.Errorf("%s: %d %s", resp.TypeName(), resp.Result().ErrorCode, resp.Result().Message)
-	}
-	return resp, nil
-}
-
-// cfgQueries runs ConfigQueryRequests for dur; the client checks only the
-// answer's type and leading resultCode, to leave the CPU to the server.
-func cfgQueries(ctx context.Context, conns []*cfgConn, configs, inflight int, dur time.Duration) (int64, time.Duration, error) {
+func cfgQueries(ctx context.Context, conns []*benchConn, configs, inflight int, dur time.Duration) (int64, time.Duration, error) {
 	var n atomic.Int64
 	var firstErr atomic.Value
 	stop := time.Now().Add(dur)
@@ -260,7 +170,7 @@ func cfgQueries(ctx context.Context, conns []*cfgConn, configs, inflight int, du
 // cfgPushLatency opens n connections listening to one config, then
 // publishes it rounds times, each time waiting until every listener got
 // its ConfigChangeNotifyRequest; latency is from sending the publish.
-func cfgPushLatency(ctx context.Context, addr string, pub *cfgConn, n, rounds int) (p50, p99, max time.Duration, err error) {
+func cfgPushLatency(ctx context.Context, addr string, pub *benchConn, n, rounds int) (p50, p99, max time.Duration, err error) {
 	const dataID = "bench.push"
 	if _, err := pub.call(ctx, cfgPublish(dataID, "round=-1")); err != nil {
 		return 0, 0, 0, err

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
@@ -152,47 +150,17 @@ func heapNow() uint64 {
 	return m.HeapAlloc
 }
 
-// benchConn is a minimal Nacos 2.x client connection (as the SDK does it).
-type benchConn struct {
-	cc     *grpc.ClientConn
-	req    wire.RequestClient
-	stream wire.BiRequestStream_RequestBiStreamClient
-	cancel context.CancelFunc
-	onPush func(*wire.NotifySubscriberRequest, time.Time)
-	sendMu sync.Mutex
-}
-
+// dial opens a naming-module connection; onPush sees each subscriber push.
 func (b *regBench) dial(ctx context.Context, onPush func(*wire.NotifySubscriberRequest, time.Time)) (*benchConn, error) {
-	cc, err := grpc.NewClient(b.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	c := &benchConn{cc: cc, req: wire.NewRequestClient(cc), onPush: onPush}
-	if _, err := c.call(ctx, &wire.ServerCheckRequest{}); err != nil {
-		cc.Close()
-		return nil, err
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	if c.stream, err = wire.NewBiRequestStreamClient(cc).RequestBiStream(sctx); err != nil {
-		cancel()
-		cc.Close()
-		return nil, err
-	}
-	c.send(&wire.ConnectionSetupRequest{ClientVersion: "ferry-bench", Labels: map[string]string{"module": "naming"}})
-	go c.readLoop()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, err := c.call(ctx, &wire.HealthCheckRequest{})
-		if err == nil && r.Result().OK() {
-			return c, nil
+	var hook func(wire.Request, time.Time)
+	if onPush != nil {
+		hook = func(r wire.Request, at time.Time) {
+			if n, ok := r.(*wire.NotifySubscriberRequest); ok {
+				onPush(n, at)
+			}
 		}
-		if time.Now().After(deadline) {
-			c.close()
-			return nil, fmt.Errorf("connection setup not taken: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	return benchDial(ctx, b.addr, "naming", hook)
 }
 
 func (b *regBench) dialN(ctx context.Context, n int) ([]*benchConn, error) {
@@ -210,64 +178,6 @@ func (b *regBench) dialN(ctx context.Context, n int) ([]*benchConn, error) {
 	return out, nil
 }
 
-func (c *benchConn) close() { c.cancel(); c.cc.Close() }
-
-func (c *benchConn) send(m wire.Message) {
-	p, err := wire.Encode(m)
-	if err != nil {
-		return
-	}
-	c.sendMu.Lock()
-	_ = c.stream.Send(p)
-	c.sendMu.Unlock()
-}
-
-func (c *benchConn) readLoop() {
-	for {
-		p, err := c.stream.Recv()
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		m, err := wire.Decode(p)
-		if err != nil {
-			continue
-		}
-		switch r := m.(type) {
-		case *wire.NotifySubscriberRequest:
-			if c.onPush != nil {
-				c.onPush(r, now)
-			}
-			c.send(&wire.NotifySubscriberResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
-		case *wire.ClientDetectionRequest:
-			c.send(&wire.ClientDetectionResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
-		}
-	}
-}
-
-func (c *benchConn) call(ctx context.Context, m wire.Message) (wire.Response, error) {
-	p, err := wire.Encode(m)
-	if err != nil {
-		return nil, err
-	}
-	out, err := c.req.Request(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	r, err := wire.Decode(out)
-	if err != nil {
-		return nil, err
-	}
-	resp := r.(wire.Response)
-	if !resp.Result().OK() {
-		return resp, fmt.Errorf("%s: %d %s", resp.TypeName(), resp.Result().ErrorCode, resp.Result().Message)
-	}
-	return resp, nil
-}
-
-// lightCall checks the response type and its leading resultCode without
-// decoding the body, so that the loopback client does not eat the CPU the
-// server is measured on.
 func (c *benchConn) lightCall(ctx context.Context, m wire.Message, want string) error {
 	p, err := wire.Encode(m)
 	if err != nil {
