@@ -1,34 +1,78 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferrysync/ferry/internal/zkload"
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
+	"github.com/ferrysync/ferry/syncer"
 	"github.com/ferrysync/ferry/syncer/worker"
+	"github.com/ferrysync/ferry/wire"
+	"github.com/ferrysync/ferry/zkwatch"
 )
 
-// benchSync measures the sync's cold start: a private ZooKeeper seeded with
-// -services × -instances providers, a whole registry node and one worker on
-// SQLite, all in this process; it reports the time from worker start until
-// every desired instance is registered, and the registry's view of it.
+// benchSync measures the sync end to end, on a private ZooKeeper seeded with
+// -services × -instances providers, a whole registry node in a child process
+// (so its CPU is measured apart) and one worker on SQLite in this process:
 //
-//	ferry bench sync [-services 3000] [-instances 10] [-timeout 120s]
+//  1. cold start: worker start until every desired instance is registered;
+//
+//  2. lag: -changes provider additions and removals at -rate per second,
+//     each timed from the ZooKeeper write until the registry's instance
+//     list shows it (polled over HTTP);
+//
+//  3. steady state for -steady: CPU of the worker and of the registry while
+//     the worker keeps every instance alive with merged batch beats, then
+//     CPU of the registry and of a beater that keeps the same instances
+//     alive the Nacos 1.x way, one HTTP beat per instance per -period.
+//
+//     ferry bench sync [-services 3000] [-instances 10] [-rate 100] [-changes 1000] [-steady 10s]
 func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("bench sync", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	services := fs.Int("services", 3000, "services to seed")
 	instances := fs.Int("instances", 10, "providers per service")
-	timeout := fs.Duration("timeout", 120*time.Second, "give up after")
+	timeout := fs.Duration("timeout", 120*time.Second, "give up on the cold start after")
+	rate := fs.Int("rate", 100, "ZooKeeper changes per second in the lag phase")
+	changes := fs.Int("changes", 1000, "changes in the lag phase (0 skips it)")
+	steady := fs.Duration("steady", 10*time.Second, "measured time of each steady-state phase (0 skips them)")
+	period := fs.Duration("period", 5*time.Second, "per-instance beat period of the HTTP beater (the Nacos client's default)")
+	serve := fs.Bool("serve", false, "internal: run the registry child on stdin/stdout")
+	profile := fs.String("registry-cpuprofile", "", "write the registry's CPU profile of the merged steady state to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *serve {
+		return runSyncRegistryChild(os.Stdin, env.stdout)
+	}
+	if *rate <= 0 || *changes < 0 || *period <= 0 {
+		return errors.New("bench sync: need -rate > 0, -changes ≥ 0, -period > 0")
 	}
 	if err := zkserver.Available(); err != nil {
 		return err
@@ -40,13 +84,13 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 	defer os.RemoveAll(dir)
 	zcfg := zkserver.DefaultConfig()
 	zcfg.Dir = filepath.Join(dir, "zk")
-	zk, err := zkserver.Start(ctx, zcfg)
+	zks, err := zkserver.Start(ctx, zcfg)
 	if err != nil {
 		return err
 	}
-	defer zk.Stop()
+	defer zks.Stop()
 	lcfg := zkload.DefaultConfig()
-	lcfg.Servers = []string{zk.Addr()}
+	lcfg.Servers = []string{zks.Addr()}
 	lcfg.Services, lcfg.Instances = *services, *instances
 	loader, err := zkload.Connect(ctx, lcfg, env.logger)
 	if err != nil {
@@ -57,57 +101,609 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	rcfg := registryserver.DefaultConfig()
-	rcfg.Port = 0
-	rcfg.DataDir = filepath.Join(dir, "registry")
-	reg, err := registryserver.Open(rcfg, env.logger, nil)
+	fmt.Fprintf(env.stdout, "seeded %d services / %d providers in %v (GOMAXPROCS %d)\n",
+		stats.Services, stats.Providers, stats.Duration.Round(time.Millisecond), runtime.GOMAXPROCS(0))
+
+	reg, err := startSyncRegistry(ctx)
 	if err != nil {
 		return err
 	}
-	if err := reg.Start(); err != nil {
-		return err
-	}
-	defer reg.Stop()
+	defer reg.stop()
 
 	wcfg := worker.DefaultConfig()
 	wcfg.DB = "sqlite://" + filepath.Join(dir, "ferry.db")
-	wcfg.ZK = []string{zk.Addr()}
-	wcfg.Registry = []string{reg.HTTPAddr().String()}
+	wcfg.ZK = []string{zks.Addr()}
+	wcfg.Registry = []string{reg.server}
 	wcfg.HTTP = ""
 	wcfg.WorkerID = "bench"
+	quiet := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	start := time.Now()
-	w, err := worker.Start(ctx, wcfg, env.logger)
+	w, err := worker.Start(ctx, wcfg, quiet)
 	if err != nil {
 		return err
 	}
-	defer w.Stop(context.Background())
-	var st worker.Status
-	for {
-		st = w.Status()
-		if st.ZKSynced && st.Engine.Desired > 0 && st.Engine.Registered >= st.Engine.Desired && st.Engine.Pending == 0 {
-			break
+	stopped := false
+	defer func() {
+		if !stopped {
+			w.Stop(context.Background())
 		}
-		if time.Since(start) > *timeout {
-			return fmt.Errorf("not synced after %v: %d of %d registered", *timeout, st.Engine.Registered, st.Engine.Desired)
+	}()
+	st, err := waitSynced(ctx, w, *timeout, 20*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	rs, err := reg.stats()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "worker start → all %d desired instances registered: %v (skipped %v)\n",
+		st.Engine.Desired, took.Round(time.Millisecond), st.Engine.Skipped)
+	fmt.Fprintf(env.stdout, "registry holds %d instances\n", rs.instances)
+	if rs.instances != int64(st.Engine.Desired) {
+		return fmt.Errorf("bench sync: registry holds %d instances, the worker desires %d", rs.instances, st.Engine.Desired)
+	}
+
+	if *changes > 0 {
+		if err := benchSyncLag(ctx, env, loader, reg.http, *services, *instances, *rate, *changes); err != nil {
+			return err
+		}
+		if _, err := waitSynced(ctx, w, *timeout, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if *steady <= 0 {
+		return nil
+	}
+
+	// Steady state, merged: the worker beats every instance once per
+	// BeatPeriod in one batch RPC per BeatInterval.
+	if *profile != "" {
+		if err := reg.command("profile " + *profile); err != nil {
+			return err
+		}
+	}
+	r0, c0, err := reg.statsCPU()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(*steady):
+	}
+	r1, c1, err := reg.statsCPU()
+	if err != nil {
+		return err
+	}
+	if *profile != "" {
+		if err := reg.command("profile"); err != nil {
+			return err
+		}
+	}
+	held := r1.instances
+	mReg := (r1.cpu - r0.cpu) / steady.Seconds()
+	mWorker := (c1 - c0).Seconds() / steady.Seconds()
+	mBeats := float64(r1.batchBeats-r0.batchBeats) / steady.Seconds()
+	fmt.Fprintf(env.stdout, "steady, merged beats:       %d instances, %.0f instance-beats/s in %.1f RPC/s; registry CPU %.1f ms/s, worker CPU %.1f ms/s\n",
+		held, mBeats, float64(r1.batchRPCs-r0.batchRPCs)/steady.Seconds(), mReg*1000, mWorker*1000)
+
+	// Steady state, one beat per instance: stop the worker (its instances
+	// stay until their beat timeout) and keep the same instances alive with
+	// light HTTP beats, as a Nacos 1.x client (or NacosSync) does.
+	targets, err := listInstances(ctx, reg.http)
+	if err != nil {
+		return err
+	}
+	w.Stop(context.Background())
+	stopped = true
+	b := &httpBeater{addr: reg.http, targets: targets, period: *period}
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); b.run(bctx) }()
+	// Let one period pass so that every instance is beaten at the steady rate.
+	select {
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return ctx.Err()
+	case <-time.After(*period):
+	}
+	n2 := b.sent.Load()
+	r2, c2, err2 := reg.statsCPU()
+	select {
+	case <-ctx.Done():
+	case <-time.After(*steady):
+	}
+	n3 := b.sent.Load()
+	r3, c3, err3 := reg.statsCPU()
+	cancel()
+	<-done
+	if err := errors.Join(ctx.Err(), err2, err3); err != nil {
+		return err
+	}
+	sReg := (r3.cpu - r2.cpu) / steady.Seconds()
+	sBeater := (c3 - c2).Seconds() / steady.Seconds()
+	sBeats := float64(n3-n2) / steady.Seconds()
+	fmt.Fprintf(env.stdout, "steady, one HTTP beat each: %d instances, %.0f instance-beats/s (unknown %d, errors %d); registry CPU %.1f ms/s, beater CPU %.1f ms/s\n",
+		r3.instances, sBeats, b.unknown.Load(), b.errors.Load(), sReg*1000, sBeater*1000)
+	if mReg > 0 && mBeats > 0 {
+		fmt.Fprintf(env.stdout, "registry CPU merged/per-instance = 1/%.1f (per 1,000 instance-beats: %.2f ms vs %.2f ms)\n",
+			sReg/mReg, mReg/mBeats*1e6, sReg/max(sBeats, 1)*1e6)
+	}
+	return nil
+}
+
+// lagProbe is one change waiting to show in the registry.
+type lagProbe struct {
+	service string // Nacos service name
+	addr    string // ip:port
+	present bool   // what the registry should come to show
+	t0      time.Time
+}
+
+// benchSyncLag writes -changes provider changes at rate/s: each second of
+// them adds new providers to random services, and removes them again in the
+// next second. A single poller asks the registry about every change still
+// pending, round after round, and records the time from before the
+// ZooKeeper write until the registry showed it.
+func benchSyncLag(ctx context.Context, env *cmdEnv, loader *zkload.Loader, regHTTP string, services, instances, rate, n int) error {
+	conn := loader.Conn()
+	rnd := rand.New(rand.NewPCG(7, 11))
+	var (
+		mu      sync.Mutex
+		pending []*lagProbe
+		addLag  []time.Duration
+		delLag  []time.Duration
+	)
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, Timeout: 5 * time.Second}
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for pollCtx.Err() == nil {
+			mu.Lock()
+			batch := slices.Clone(pending)
+			mu.Unlock()
+			for _, p := range batch {
+				if has, err := registryHas(pollCtx, hc, regHTTP, p.service, p.addr); err == nil && has == p.present {
+					d := time.Since(p.t0)
+					mu.Lock()
+					if p.present {
+						addLag = append(addLag, d)
+					} else {
+						delLag = append(delLag, d)
+					}
+					pending = slices.DeleteFunc(pending, func(q *lagProbe) bool { return q == p })
+					mu.Unlock()
+				}
+			}
+			if len(batch) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+
+	type added struct {
+		path  string
+		probe lagProbe
+	}
+	var live []added
+	failed, next := 0, instances
+	tk := time.NewTicker(time.Second / time.Duration(rate))
+	defer tk.Stop()
+	for k := 0; k < n; k++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tk.C:
+		}
+		// Adds for the first half of every second, removes of the same
+		// providers in the second half: the catalog is level over time.
+		if (k/(max(rate/2, 1)))%2 == 1 && len(live) > 0 {
+			a := live[0]
+			live = live[1:]
+			p := a.probe
+			p.present, p.t0 = false, time.Now()
+			mu.Lock()
+			pending = append(pending, &p)
+			mu.Unlock()
+			if err := conn.Delete(a.path, -1); err != nil {
+				failed++
+				mu.Lock()
+				pending = slices.DeleteFunc(pending, func(q *lagProbe) bool { return q == &p })
+				mu.Unlock()
+			}
+			continue
+		}
+		var raw string
+		var svc int
+		for {
+			svc = rnd.IntN(services)
+			raw = loader.ProviderURL(svc, next, time.Now().UnixMilli())
+			next++
+			if !strings.Contains(raw, "withNacos=true") {
+				break
+			}
+		}
+		u, err := zkwatch.ParseURL(raw)
+		if err != nil {
+			return err
+		}
+		p := lagProbe{service: syncer.ServiceName(syncer.URL{Protocol: u.Protocol, Host: u.Host, Port: u.Port, Path: u.Path, Params: u.Params}), addr: net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), present: true, t0: time.Now()}
+		path := loader.ProviderPath(svc, raw)
+		mu.Lock()
+		pending = append(pending, &p)
+		mu.Unlock()
+		if _, err := conn.Create(path, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+			failed++
+			mu.Lock()
+			pending = slices.DeleteFunc(pending, func(q *lagProbe) bool { return q == &p })
+			mu.Unlock()
+			continue
+		}
+		live = append(live, added{path: path, probe: p})
+	}
+	// Remove what is left so the catalog ends as it began (these are not timed).
+	for _, a := range live {
+		_ = conn.Delete(a.path, -1)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		left := len(pending)
+		mu.Unlock()
+		if left == 0 || time.Now().After(deadline) {
+			break
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	took := time.Since(start)
-	n := 0
-	for _, k := range reg.Naming().Services() {
-		info, err := reg.Naming().Select(k, nil, false)
-		if err == nil {
-			n += len(info.Hosts)
+	stopPoll()
+	<-polled
+	all := append(slices.Clone(addLag), delLag...)
+	if len(all) == 0 {
+		return errors.New("bench sync: no change reached the registry")
+	}
+	q := func(d []time.Duration, p float64) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[min(len(d)-1, int(p*float64(len(d))))].Round(time.Millisecond)
+	}
+	fmt.Fprintf(env.stdout, "ZooKeeper change → registry at %d changes/s: n=%d p50=%v p99=%v max=%v (adds p50=%v p99=%v, removals p50=%v p99=%v; unseen after 30 s %d, ZooKeeper errors %d)\n",
+		rate, len(all), q(all, 0.5), q(all, 0.99), q(all, 1), q(addLag, 0.5), q(addLag, 0.99), q(delLag, 0.5), q(delLag, 0.99),
+		len(pending), failed)
+	return nil
+}
+
+// registryHas asks the registry's v1 instance list whether svc has addr.
+func registryHas(ctx context.Context, hc *http.Client, regHTTP, svc, addr string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		"http://"+regHTTP+"/nacos/v1/ns/instance/list?serviceName="+url.QueryEscape(svc), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Hosts []struct {
+			IP   string `json:"ip"`
+			Port int    `json:"port"`
+		} `json:"hosts"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return false, fmt.Errorf("instance list: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return false, err
+	}
+	for _, h := range body.Hosts {
+		if net.JoinHostPort(h.IP, strconv.Itoa(h.Port)) == addr {
+			return true, nil
 		}
 	}
-	fmt.Fprintf(env.stdout, "seeded %d services / %d providers in %v (GOMAXPROCS %d)\n",
-		stats.Services, stats.Providers, stats.Duration.Round(time.Millisecond), runtime.GOMAXPROCS(0))
-	fmt.Fprintf(env.stdout, "worker start → all %d desired instances registered: %v (skipped %v)\n",
-		st.Engine.Desired, took.Round(time.Millisecond), st.Engine.Skipped)
-	fmt.Fprintf(env.stdout, "registry holds %d instances in %d services\n", n, len(reg.Naming().Services()))
+	return false, nil
+}
+
+// beatTarget is one instance for the HTTP beater.
+type beatTarget struct {
+	service string
+	ip      string
+	port    int
+}
+
+// listInstances reads every instance the registry holds (public namespace,
+// DEFAULT_GROUP) over the v1 HTTP API.
+func listInstances(ctx context.Context, regHTTP string) ([]beatTarget, error) {
+	get := func(path string, out any) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+regHTTP+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	var list struct {
+		Doms []string `json:"doms"`
+	}
+	if err := get("/nacos/v1/ns/service/list?pageNo=1&pageSize=1000000", &list); err != nil {
+		return nil, err
+	}
+	var out []beatTarget
+	for _, svc := range list.Doms {
+		var body struct {
+			Hosts []struct {
+				IP   string `json:"ip"`
+				Port int    `json:"port"`
+			} `json:"hosts"`
+		}
+		if err := get("/nacos/v1/ns/instance/list?serviceName="+url.QueryEscape(svc), &body); err != nil {
+			return nil, err
+		}
+		for _, h := range body.Hosts {
+			out = append(out, beatTarget{service: svc, ip: h.IP, port: h.Port})
+		}
+	}
+	return out, nil
+}
+
+// httpBeater sends each target one light beat (PUT /nacos/v1/ns/instance/beat)
+// per period, spread evenly, from a bounded pool: the Nacos 1.x client's way.
+type httpBeater struct {
+	addr    string
+	targets []beatTarget
+	period  time.Duration
+
+	sent, unknown, errors atomic.Int64
+}
+
+func (b *httpBeater) run(ctx context.Context) {
+	const senders = 32
+	work := make(chan beatTarget, senders*4)
+	var wg sync.WaitGroup
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}, Timeout: 5 * time.Second}
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range work {
+				b.beat(ctx, hc, t)
+			}
+		}()
+	}
+	defer func() { close(work); wg.Wait() }()
+	const tick = 10 * time.Millisecond
+	per := max(1, len(b.targets)*int(tick)/int(b.period))
+	tk := time.NewTicker(tick)
+	defer tk.Stop()
+	for i := 0; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		for range per {
+			select {
+			case work <- b.targets[i%len(b.targets)]:
+			case <-ctx.Done():
+				return
+			}
+			i++
+		}
+	}
+}
+
+func (b *httpBeater) beat(ctx context.Context, hc *http.Client, t beatTarget) {
+	q := url.Values{"serviceName": {t.service}, "ip": {t.ip}, "port": {strconv.Itoa(t.port)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+b.addr+"/nacos/v1/ns/instance/beat?"+q.Encode(), nil)
+	if err != nil {
+		b.errors.Add(1)
+		return
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.errors.Add(1)
+		}
+		return
+	}
+	var ans struct {
+		Code int `json:"code"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&ans)
+	resp.Body.Close()
+	switch {
+	case err != nil || resp.StatusCode != http.StatusOK:
+		b.errors.Add(1)
+	case ans.Code != 10200:
+		b.unknown.Add(1)
+	default:
+		b.sent.Add(1)
+	}
+}
+
+// syncRegistry is the registry node in a child process.
+type syncRegistry struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Scanner
+	http   string // HTTP address
+	server string // registryclient server "host:http/grpc"
+	once   sync.Once
+}
+
+type syncRegistryStats struct {
+	cpu                   float64
+	batchBeats, batchRPCs int64
+	instances             int64
+}
+
+func startSyncRegistry(ctx context.Context) (*syncRegistry, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "bench", "sync", "-serve")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &syncRegistry{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	var grpcAddr string
+	if !r.out.Scan() {
+		r.stop()
+		return nil, errors.New("bench sync: registry child did not start")
+	}
+	if _, err := fmt.Sscanf(r.out.Text(), "registry %s %s", &r.http, &grpcAddr); err != nil {
+		r.stop()
+		return nil, fmt.Errorf("bench sync: registry child said %q", r.out.Text())
+	}
+	_, gport, _ := net.SplitHostPort(grpcAddr)
+	r.server = r.http + "/" + gport
+	return r, nil
+}
+
+// command sends one line and waits for the child's "ok".
+func (r *syncRegistry) command(line string) error {
+	if _, err := io.WriteString(r.in, line+"\n"); err != nil {
+		return err
+	}
+	if !r.out.Scan() {
+		return errors.New("bench sync: registry child gone")
+	}
+	if r.out.Text() != "ok" {
+		return fmt.Errorf("bench sync: registry child: %s", r.out.Text())
+	}
+	return nil
+}
+
+func (r *syncRegistry) stats() (syncRegistryStats, error) {
+	if _, err := io.WriteString(r.in, "stats\n"); err != nil {
+		return syncRegistryStats{}, err
+	}
+	if !r.out.Scan() {
+		return syncRegistryStats{}, errors.New("bench sync: registry child gone")
+	}
+	var s syncRegistryStats
+	if _, err := fmt.Sscanf(r.out.Text(), "stats %f %d %d %d", &s.cpu, &s.batchBeats, &s.batchRPCs, &s.instances); err != nil {
+		return s, fmt.Errorf("bench sync: registry child said %q: %w", r.out.Text(), err)
+	}
+	return s, nil
+}
+
+// statsCPU is stats and this process's CPU time, read together.
+func (r *syncRegistry) statsCPU() (syncRegistryStats, time.Duration, error) {
+	s, err := r.stats()
+	return s, selfCPU(), err
+}
+
+func (r *syncRegistry) stop() {
+	r.once.Do(func() {
+		r.in.Close()
+		_ = r.cmd.Wait()
+	})
+}
+
+// runSyncRegistryChild runs a whole registry node (registryserver.Open) on
+// free loopback ports, prints "registry <http> <grpc>", then answers each
+// "stats" line with "stats <cpuSeconds> <batchBeats> <batchRPCs>
+// <instances>" until in closes; "profile FILE" starts a CPU profile,
+// "profile" stops it.
+func runSyncRegistryChild(in io.Reader, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "ferry-bench-sync-registry-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := registryserver.DefaultConfig()
+	cfg.Port, cfg.DataDir = 0, dir
+	prom := prometheus.NewRegistry()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := registryserver.Open(cfg, logger, prom)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	defer s.Stop()
+	fmt.Fprintf(out, "registry %s %s\n", s.HTTPAddr(), s.GRPCAddr())
+	sc := bufio.NewScanner(in)
+	var prof *os.File
+	defer func() {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}
+	}()
+	for sc.Scan() {
+		if file, ok := strings.CutPrefix(sc.Text(), "profile"); ok {
+			file = strings.TrimSpace(file)
+			if prof != nil {
+				pprof.StopCPUProfile()
+				err = prof.Close()
+				prof = nil
+			} else if prof, err = os.Create(file); err == nil {
+				err = pprof.StartCPUProfile(prof)
+			}
+			if err != nil {
+				fmt.Fprintf(out, "error %v\n", err)
+			} else {
+				fmt.Fprintln(out, "ok")
+			}
+			continue
+		}
+		if sc.Text() != "stats" {
+			continue
+		}
+		var beats, rpcs float64
+		mfs, _ := prom.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "ferry_registry_batch_beats_total":
+					beats += m.GetCounter().GetValue()
+				case "ferry_registry_grpc_requests_total":
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "type" && l.GetValue() == wire.TypeFerryBatchBeatRequest {
+							rpcs += m.GetCounter().GetValue()
+						}
+					}
+				}
+			}
+		}
+		n := 0
+		for _, k := range s.Naming().Services() {
+			if info, err := s.Naming().Select(k, nil, false); err == nil {
+				n += len(info.Hosts)
+			}
+		}
+		fmt.Fprintf(out, "stats %.6f %d %d %d\n", selfCPU().Seconds(), int64(beats), int64(rpcs), n)
+	}
 	return nil
 }

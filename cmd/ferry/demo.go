@@ -133,7 +133,7 @@ Try:
 `, zk.Addr(), stats.Services, stats.Providers, regAddr, reg.GRPCAddr(), w.HTTPAddr(),
 		regAddr, regAddr, loader.Interface(0), w.HTTPAddr(), zk.Addr())
 
-	if err := waitSynced(ctx, w, dc.ready); err != nil {
+	if _, err := waitSynced(ctx, w, dc.ready, 200*time.Millisecond); err != nil {
 		fmt.Fprintf(env.stdout, "  (not fully synced yet: %v)\n", err)
 	} else {
 		st := w.Status()
@@ -147,21 +147,22 @@ Try:
 	return nil
 }
 
-// waitSynced polls until the worker has registered everything it wants.
-func waitSynced(ctx context.Context, w *worker.Worker, timeout time.Duration) error {
+// waitSynced polls the worker every poll until it has registered every
+// instance it wants, and returns its status then.
+func waitSynced(ctx context.Context, w *worker.Worker, timeout, poll time.Duration) (worker.Status, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		st := w.Status()
 		if st.ZKSynced && st.Engine.Desired > 0 && st.Engine.Registered >= st.Engine.Desired && st.Engine.Pending == 0 {
-			return nil
+			return st, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d instances registered after %v", st.Engine.Registered, st.Engine.Desired, timeout)
+			return st, fmt.Errorf("%d of %d instances registered after %v", st.Engine.Registered, st.Engine.Desired, timeout)
 		}
 		select {
 		case <-ctx.Done():
-			return errors.New("interrupted")
-		case <-time.After(200 * time.Millisecond):
+			return st, errors.New("interrupted")
+		case <-time.After(poll):
 		}
 	}
 }

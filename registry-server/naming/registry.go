@@ -55,6 +55,10 @@ type client struct {
 type entry struct {
 	insts    []Instance
 	lastBeat time.Time // beat-kept only
+	// Beat-kept only: the instance's beat interval, unhealthy and delete
+	// timeouts (preserved.* metadata or defaults), resolved once at
+	// registration so beats and the expiry scan never parse metadata.
+	interval, timeout, del time.Duration
 }
 
 // service is the per-service index.
@@ -411,7 +415,9 @@ func (r *Registry) putBeatKeptLocked(k ServiceKey, n Instance, now time.Time) (b
 	}
 	old := c.entries[k]
 	changed := old == nil || !sameInstances(old.insts, []Instance{n})
-	c.entries[k] = &entry{insts: []Instance{n}, lastBeat: now}
+	e := &entry{insts: []Instance{n}, lastBeat: now}
+	e.interval, e.timeout, e.del = r.beatTimes(n.Metadata)
+	c.entries[k] = e
 	s := r.svcLocked(k, true)
 	s.publishers[id] = struct{}{}
 	if changed {
@@ -470,7 +476,7 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 		if e != nil {
 			e.lastBeat = now
 			out[i].Status = BeatOK
-			out[i].Interval, _, _ = r.beatTimes(e.insts[0].Metadata)
+			out[i].Interval = e.interval
 			if !e.insts[0].Healthy {
 				e.insts[0].Healthy = true
 				if s := r.services[k]; s != nil {
@@ -536,13 +542,12 @@ func (r *Registry) Expire(now time.Time) {
 	r.mu.Lock()
 	for id, c := range r.beaters {
 		for k, e := range c.entries {
-			_, timeout, del := r.beatTimes(e.insts[0].Metadata)
 			idle := now.Sub(e.lastBeat)
 			switch {
-			case idle > del:
+			case idle > e.del:
 				r.removeEntryLocked(id, k, now)
 				changed = append(changed, k)
-			case idle > timeout && e.insts[0].Healthy:
+			case idle > e.timeout && e.insts[0].Healthy:
 				e.insts[0].Healthy = false
 				if s := r.services[k]; s != nil {
 					s.dirty(now)
