@@ -26,6 +26,7 @@ type beatEntry struct {
 	key     beatKey
 	full    wire.BeatItem // the whole instance: registers an unknown one
 	light   wire.BeatItem // address only: a plain beat
+	addr    string        // light.IP and light.Port as a BeatGroup address
 	slot    int
 	slotIdx int
 	needReg bool // the next beat carries the full instance with registerIfUnknown
@@ -127,11 +128,13 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry, 
 				continue
 			}
 			e.full, e.light, e.needReg = full, lightItem(full), true
+			e.addr = wire.BeatAddr(e.light.IP, e.light.Port)
 			fresh = append(fresh, e)
 			changed = append(changed, a)
 			continue
 		}
 		e := &beatEntry{key: beatKey{svc, a}, full: full, light: lightItem(full), needReg: true}
+		e.addr = wire.BeatAddr(e.light.IP, e.light.Port)
 		b.bySvc[svc][a] = e
 		b.addToSlot(e)
 		fresh = append(fresh, e)
@@ -240,26 +243,51 @@ func (b *beatState) drain() []beatBatch {
 	return out
 }
 
-// batches builds the requests of one node's entries: light items for
-// instances the server knows, full ones (with registerIfUnknown on the
-// request) for those to be registered.
+// batches builds the requests of one node's entries: full items (with
+// registerIfUnknown on the request) for instances to be registered, and
+// the rest as compact groups, one per service and cluster. Each batch's
+// entries are in answer order (wire.FerryBatchBeatRequest.Items): the full
+// items, then the group addresses group by group.
 func (b *beatState) batches(node string, es []*beatEntry) []beatBatch {
+	type groupKey struct {
+		svc     ServiceRef
+		cluster string
+	}
 	var out []beatBatch
 	for len(es) > 0 {
 		n := min(len(es), b.maxBatch)
 		chunk := es[:n:n]
 		es = es[n:]
-		reg := false
-		items := make([]wire.BeatItem, len(chunk))
-		for i, e := range chunk {
+		req := &wire.FerryBatchBeatRequest{}
+		ordered := make([]*beatEntry, 0, n)
+		var members [][]*beatEntry
+		gidx := map[groupKey]int{}
+		for _, e := range chunk {
 			if e.needReg {
-				items[i], reg = e.full, true
-			} else {
-				items[i] = e.light
+				req.Beats = append(req.Beats, e.full)
+				req.RegisterIfUnknown = true
+				ordered = append(ordered, e)
+				continue
 			}
+			k := groupKey{e.key.svc, e.light.Cluster}
+			g, ok := gidx[k]
+			if !ok {
+				g = len(req.Groups)
+				gidx[k] = g
+				req.Groups = append(req.Groups, wire.BeatGroup{Namespace: e.light.Namespace, GroupName: e.light.GroupName,
+					ServiceName: e.light.ServiceName, Cluster: e.light.Cluster})
+				members = append(members, nil)
+			}
+			req.Groups[g].Addrs = append(req.Groups[g].Addrs, e.addr)
+			members[g] = append(members[g], e)
 		}
-		out = append(out, beatBatch{node: node, entries: chunk,
-			req: &wire.FerryBatchBeatRequest{RegisterIfUnknown: reg, Beats: items}})
+		if req.Beats == nil {
+			req.Beats = []wire.BeatItem{}
+		}
+		for _, m := range members {
+			ordered = append(ordered, m...)
+		}
+		out = append(out, beatBatch{node: node, entries: ordered, req: req})
 	}
 	return out
 }
@@ -515,14 +543,18 @@ func (c *Client) sendBatch(ctx context.Context, bb beatBatch) error {
 		var resp wire.Response
 		resp, err = c.callOn(ctx, s, bb.req)
 		if err == nil {
+			var all []wire.BeatResult
 			r, ok := resp.(*wire.FerryBatchBeatResponse)
-			if !ok || len(r.Results) != len(bb.entries) {
-				err = fmt.Errorf("%w: FerryBatchBeatRequest at %s: answer %s does not match %d beats", ErrProtocol, s.srv.Addr(), resp.TypeName(), len(bb.entries))
+			if ok {
+				all, err = r.All(bb.req)
+			}
+			if !ok || err != nil || len(all) != len(bb.entries) {
+				err = fmt.Errorf("%w: FerryBatchBeatRequest at %s: answer %s does not match %d beats (%v)", ErrProtocol, s.srv.Addr(), resp.TypeName(), len(bb.entries), err)
 			} else {
 				c.m.beatsSent.Add(float64(len(bb.entries)))
 				c.m.beatBatch.Observe(float64(len(bb.entries)))
 				c.beats.mu.Lock()
-				o := c.beats.apply(bb.node, bb.entries, r.Results)
+				o := c.beats.apply(bb.node, bb.entries, all)
 				c.beats.mu.Unlock()
 				c.m.beatResults.WithLabelValues(wire.BeatOK).Add(float64(o.ok))
 				c.m.beatResults.WithLabelValues(wire.BeatUnknown).Add(float64(o.unknown))

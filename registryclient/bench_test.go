@@ -36,15 +36,18 @@ func (s *benchSink) Request(_ context.Context, p *wire.Payload) (*wire.Payload, 
 	case *wire.ServerCheckRequest:
 		return s.codec.Encode(&wire.ServerCheckResponse{ResponseHeader: wire.Okay(), FerryBatchBeat: true})
 	case *wire.FerryBatchBeatRequest:
-		out := &wire.FerryBatchBeatResponse{ResponseHeader: wire.Okay(), Results: make([]wire.BeatResult, len(r.Beats))}
+		items := r.Items()
+		all := make([]wire.BeatResult, len(items))
 		now := time.Now().UnixNano()
 		s.mu.Lock()
-		for i, b := range r.Beats {
+		for i, b := range items {
 			ip, port, _ := b.Addr()
 			s.last[b.ServiceName+"|"+ip+":"+strconv.Itoa(port)] = now
-			out.Results[i].Status = wire.BeatOK
+			all[i].Status = wire.BeatOK
 		}
 		s.mu.Unlock()
+		out := &wire.FerryBatchBeatResponse{ResponseHeader: wire.Okay()}
+		out.Answer(r, all)
 		return s.codec.Encode(out)
 	}
 	return s.codec.Encode(&wire.HealthCheckResponse{ResponseHeader: wire.Okay()})

@@ -256,13 +256,14 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 		} else {
 			f.lightRPCs++
 		}
-		f.lastBeats = r.Beats
+		f.lastBeats = r.Items()
 		out := &wire.FerryBatchBeatResponse{ResponseHeader: wire.Okay(), ClientBeatInterval: 5000}
-		for _, b := range r.Beats {
+		var all []wire.BeatResult
+		for _, b := range f.lastBeats {
 			svc := ServiceRef{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName}
 			if f.redirectTo != nil {
 				if to := f.redirectTo(svc); to != "" && to != f.addr {
-					out.Results = append(out.Results, wire.BeatResult{Status: wire.BeatRedirect, Redirect: to})
+					all = append(all, wire.BeatResult{Status: wire.BeatRedirect, Redirect: to})
 					continue
 				}
 			}
@@ -270,7 +271,7 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 			k := ip + ":" + strconv.Itoa(port) + ":" + cluster
 			_, known := f.kept[svc][k]
 			if !known && (!r.RegisterIfUnknown || !b.Full()) {
-				out.Results = append(out.Results, wire.BeatResult{Status: wire.BeatUnknown})
+				all = append(all, wire.BeatResult{Status: wire.BeatUnknown})
 				continue
 			}
 			if !known {
@@ -281,8 +282,9 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 				pushes = append(pushes, svc)
 			}
 			f.beatCount[svc.String()+"|"+k]++
-			out.Results = append(out.Results, wire.BeatResult{Status: wire.BeatOK})
+			all = append(all, wire.BeatResult{Status: wire.BeatOK})
 		}
+		out.Answer(r, all)
 		resp = out
 	default:
 		resp = wire.NewErrorResponse(wire.CodeNoHandler, "no handler for "+m.TypeName())

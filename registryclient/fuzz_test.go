@@ -149,8 +149,8 @@ func FuzzBeatState(f *testing.F) {
 				t.Fatalf("bySvc %d vs slots %d", n, total)
 			}
 			for _, bb := range pending {
-				if len(bb.entries) > cfg.MaxBatchBeats || len(bb.entries) != len(bb.req.Beats) {
-					t.Fatalf("batch of %d entries / %d beats", len(bb.entries), len(bb.req.Beats))
+				if len(bb.entries) > cfg.MaxBatchBeats || len(bb.entries) != bb.req.Len() {
+					t.Fatalf("batch of %d entries / %d beats", len(bb.entries), bb.req.Len())
 				}
 			}
 		}

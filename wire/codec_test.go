@@ -300,3 +300,74 @@ func TestLightBeatItemJSON(t *testing.T) {
 		t.Fatalf("%+v", full)
 	}
 }
+
+func TestBeatAddr(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		ip   string
+		port int
+	}{
+		{"10.0.0.1:20880", "10.0.0.1", 20880},
+		{"[fe80::1]:80", "fe80::1", 80},
+		{"host.example:1", "host.example", 1},
+		{"10.0.0.1", "", 0},
+		{"10.0.0.1:", "", 0},
+		{":80", "", 0},
+		{"[]:80", "", 0},
+		{"10.0.0.1:0", "", 0},
+		{"10.0.0.1:65536", "", 0},
+		{"10.0.0.1:x", "", 0},
+		{"", "", 0},
+	} {
+		ip, port := SplitBeatAddr(tc.in)
+		if ip != tc.ip || port != tc.port {
+			t.Errorf("SplitBeatAddr(%q) = %q %d, want %q %d", tc.in, ip, port, tc.ip, tc.port)
+		}
+		if tc.port != 0 {
+			if back := BeatAddr(ip, port); back != tc.in {
+				t.Errorf("BeatAddr(%q, %d) = %q, want %q", ip, port, back, tc.in)
+			}
+		}
+	}
+}
+
+func TestBatchBeatAnswer(t *testing.T) {
+	req := &FerryBatchBeatRequest{
+		Beats:  []BeatItem{{ServiceName: "a", IP: "10.0.0.1", Port: 1}},
+		Groups: []BeatGroup{{ServiceName: "b", Cluster: "c1", Addrs: []string{"10.0.0.2:2", "[::1]:3"}}, {ServiceName: "d", Addrs: []string{"bad"}}},
+	}
+	items := req.Items()
+	if req.Len() != 4 || len(items) != 4 || items[1].ServiceName != "b" || items[1].IP != "10.0.0.2" || items[1].Port != 2 ||
+		items[1].Cluster != "c1" || items[2].IP != "::1" || items[3].IP != "bad" || items[3].Port != 0 {
+		t.Fatalf("items %+v", items)
+	}
+	all := []BeatResult{{Status: BeatUnknown}, {Status: BeatOK}, {Status: BeatRedirect, Redirect: "n:8848"}, {Status: BeatInvalid, Message: "m"}}
+	var resp FerryBatchBeatResponse
+	resp.Answer(req, all)
+	if len(resp.Results) != 1 || len(resp.Exceptions) != 2 || resp.Exceptions[0].Index != 1 || resp.Exceptions[1].Index != 2 {
+		t.Fatalf("answer %+v", resp)
+	}
+	// Through the codec and back.
+	p, err := Encode(&resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewCodec(0).Decode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := m.(*FerryBatchBeatResponse).All(req)
+	if err != nil || !reflect.DeepEqual(back, all) {
+		t.Fatalf("All = %+v, %v; want %+v", back, err, all)
+	}
+	// Answers that do not match the request are errors, never a panic.
+	for _, bad := range []FerryBatchBeatResponse{
+		{Results: nil},
+		{Results: []BeatResult{{Status: BeatOK}}, Exceptions: []BeatException{{Index: 3}}},
+		{Results: []BeatResult{{Status: BeatOK}}, Exceptions: []BeatException{{Index: -1}}},
+	} {
+		if _, err := bad.All(req); err == nil {
+			t.Errorf("All(%+v) accepted", bad)
+		}
+	}
+}

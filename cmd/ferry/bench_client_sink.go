@@ -51,17 +51,19 @@ func (s *beatSink) Request(ctx context.Context, p *wire.Payload) (*wire.Payload,
 		resp = &wire.HealthCheckResponse{ResponseHeader: wire.Okay()}
 	case *wire.FerryBatchBeatRequest:
 		now := time.Now().UnixNano()
-		out := &wire.FerryBatchBeatResponse{ResponseHeader: wire.Okay(), ClientBeatInterval: 5000,
-			Results: make([]wire.BeatResult, len(r.Beats))}
+		items := r.Items()
+		all := make([]wire.BeatResult, len(items))
 		s.mu.Lock()
-		for i, b := range r.Beats {
+		for i, b := range items {
 			ip, port, _ := b.Addr()
 			k := b.Namespace + "|" + b.GroupName + "|" + b.ServiceName + "|" + ip + ":" + strconv.Itoa(port)
 			s.last[k] = now
-			out.Results[i].Status = wire.BeatOK
+			all[i].Status = wire.BeatOK
 		}
 		s.mu.Unlock()
-		s.beats.Add(int64(len(r.Beats)))
+		out := &wire.FerryBatchBeatResponse{ResponseHeader: wire.Okay(), ClientBeatInterval: 5000}
+		out.Answer(r, all)
+		s.beats.Add(int64(len(items)))
 		s.rpcs.Add(1)
 		resp = out
 	default:

@@ -163,9 +163,10 @@ func (s *Server) handleSubscribe(_ context.Context, c *Conn, r wire.Request) (wi
 // local: ok, unknown (or registered when asked), or invalid.
 func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
 	req := r.(*wire.FerryBatchBeatRequest)
-	resp := &wire.FerryBatchBeatResponse{ClientBeatInterval: s.reg.Config().BeatInterval.Milliseconds(),
-		Results: make([]wire.BeatResult, len(req.Beats))}
-	items := make([]naming.BeatRequest, len(req.Beats))
+	resp := &wire.FerryBatchBeatResponse{ClientBeatInterval: s.reg.Config().BeatInterval.Milliseconds()}
+	total := req.Len()
+	items := make([]naming.BeatRequest, total)
+	out := make([]naming.BeatOutcome, total)
 	var full, light []int // indexes of full and light items
 	for i := range req.Beats {
 		b := &req.Beats[i]
@@ -178,7 +179,22 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 			light = append(light, i)
 		}
 	}
-	out := make([]naming.BeatOutcome, len(items))
+	// Group addresses are light items of one service each.
+	i := len(req.Beats)
+	for g := range req.Groups {
+		grp := &req.Groups[g]
+		key := naming.ServiceKey{Namespace: grp.Namespace, Group: grp.GroupName, Name: grp.ServiceName}
+		for _, a := range grp.Addrs {
+			ip, port := wire.SplitBeatAddr(a)
+			if port == 0 {
+				out[i] = naming.BeatOutcome{Err: fmt.Errorf("%w: beat address %q is not ip:port", naming.ErrInvalidParam, a)}
+			} else {
+				items[i] = naming.BeatRequest{Key: key, Instance: naming.Instance{IP: ip, Port: port, Cluster: grp.Cluster}}
+				light = append(light, i)
+			}
+			i++
+		}
+	}
 	// A full item with registerIfUnknown is an upsert: the client sends one
 	// only for an instance new to it (first beat, or after "unknown"), and
 	// that instance may be known to the registry with other data, e.g. the
@@ -194,38 +210,37 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 		}
 		full = nil
 	}
-	for _, part := range []struct {
-		idx      []int
-		register bool
-	}{{full, false}, {light, false}} {
-		if len(part.idx) == 0 {
+	for _, idx := range [][]int{full, light} {
+		if len(idx) == 0 {
 			continue
 		}
 		sub := items
-		if len(part.idx) != len(items) {
-			sub = make([]naming.BeatRequest, len(part.idx))
-			for j, i := range part.idx {
+		if len(idx) != len(items) {
+			sub = make([]naming.BeatRequest, len(idx))
+			for j, i := range idx {
 				sub[j] = items[i]
 			}
 		}
-		for j, o := range s.reg.BeatMany(sub, part.register) {
-			out[part.idx[j]] = o
+		for j, o := range s.reg.BeatMany(sub, false) {
+			out[idx[j]] = o
 		}
 	}
+	all := make([]wire.BeatResult, total)
 	var ok, unknown, invalid float64
 	for i, o := range out {
 		switch {
 		case o.Err != nil:
-			resp.Results[i] = wire.BeatResult{Status: wire.BeatInvalid, Message: o.Err.Error()}
+			all[i] = wire.BeatResult{Status: wire.BeatInvalid, Message: o.Err.Error()}
 			invalid++
 		case o.Status == naming.BeatUnknown:
-			resp.Results[i] = wire.BeatResult{Status: wire.BeatUnknown}
+			all[i] = wire.BeatResult{Status: wire.BeatUnknown}
 			unknown++
 		default:
-			resp.Results[i] = wire.BeatResult{Status: wire.BeatOK}
+			all[i] = wire.BeatResult{Status: wire.BeatOK}
 			ok++
 		}
 	}
+	resp.Answer(req, all)
 	s.met.beats.WithLabelValues(wire.BeatOK).Add(ok)
 	s.met.beats.WithLabelValues(wire.BeatUnknown).Add(unknown)
 	s.met.beats.WithLabelValues(wire.BeatInvalid).Add(invalid)

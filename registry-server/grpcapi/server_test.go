@@ -406,6 +406,27 @@ func TestBatchBeat(t *testing.T) {
 	if r := beat(true, light...); r.Results[0].Status != wire.BeatOK || r.Results[1].Status != wire.BeatUnknown || r.Results[2].Status != wire.BeatInvalid {
 		t.Fatalf("light: %+v", r.Results)
 	}
+	// Groups: the compact form of light items. Only what is not ok comes
+	// back, indexed over all group addresses; mixed with a full item.
+	kept := wire.BeatItem{ServiceName: "providers:b", Instance: winst("10.0.0.2", 20880)}
+	gr := c.mustCall(&wire.FerryBatchBeatRequest{Beats: []wire.BeatItem{kept}, Groups: []wire.BeatGroup{
+		{ServiceName: "providers:a", Addrs: []string{"10.0.0.1:20880", "10.0.0.7:20880", "not-an-address"}},
+		{ServiceName: "providers:b", Addrs: []string{"10.0.0.2:20880"}},
+	}}).(*wire.FerryBatchBeatResponse)
+	if len(gr.Results) != 1 || gr.Results[0].Status != wire.BeatOK || len(gr.Exceptions) != 2 ||
+		gr.Exceptions[0].Index != 1 || gr.Exceptions[0].Status != wire.BeatUnknown ||
+		gr.Exceptions[1].Index != 2 || gr.Exceptions[1].Status != wire.BeatInvalid || gr.Exceptions[1].Message == "" {
+		t.Fatalf("groups: %+v", gr)
+	}
+	// A group beat turns an unhealthy instance healthy, as a light item does.
+	reg.Expire(time.Now().Add(20 * time.Second))
+	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:a"}, nil, false); len(si.Hosts) != 1 || si.Hosts[0].Healthy {
+		t.Fatalf("not unhealthy after 20 s without beats: %+v", si.Hosts)
+	}
+	c.mustCall(&wire.FerryBatchBeatRequest{Groups: []wire.BeatGroup{{ServiceName: "providers:a", Addrs: []string{"10.0.0.1:20880"}}}})
+	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:a"}, nil, false); len(si.Hosts) != 1 || !si.Hosts[0].Healthy {
+		t.Fatalf("group beat did not revive: %+v", si.Hosts)
+	}
 	// Beat-kept instances survive their connection.
 	c.cc.Close()
 	waitFor(t, "connection gone", func() bool { return len(s.Connections()) == 0 })

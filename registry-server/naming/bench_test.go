@@ -109,3 +109,22 @@ func MemoryPerInstance(n int) float64 {
 	runtime.KeepAlive(r)
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
+
+// BenchmarkExpire30k: one expiry scan of 30,000 beat-kept instances (3,000
+// hosts × 10 services each) of which none is due.
+func BenchmarkExpire30k(b *testing.B) {
+	r := NewRegistry(DefaultConfig(), nil)
+	for h := 0; h < 3000; h++ {
+		for s := 0; s < 10; s++ {
+			in := Instance{IP: fmt.Sprintf("10.0.%d.%d", h/250, h%250), Port: 20880}
+			if err := r.RegisterBeatKept(ServiceKey{Name: fmt.Sprintf("svc-%d-%d", h/10, s)}, in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	now := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.Expire(now)
+	}
+}

@@ -30,6 +30,7 @@ type Registry struct {
 	mu       sync.RWMutex
 	clients  map[string]*client // by client id: connection id, or "ip:port#true" for beat-kept
 	beaters  map[string]*client // the beat-kept subset of clients
+	kept     []*entry           // every beat-kept entry, for the expiry scan
 	services map[ServiceKey]*service
 	subs     map[ServiceKey]map[string]string // service → subscriber client id → clusters
 }
@@ -59,6 +60,11 @@ type entry struct {
 	// timeouts (preserved.* metadata or defaults), resolved once at
 	// registration so beats and the expiry scan never parse metadata.
 	interval, timeout, del time.Duration
+	// client and key name the entry, keptIdx is its index+1 in
+	// Registry.kept (0: not beat-kept), for the expiry scan.
+	client  string
+	key     ServiceKey
+	keptIdx int
 }
 
 // service is the per-service index.
@@ -245,6 +251,7 @@ func (r *Registry) removeEntryLocked(clientID string, k ServiceKey, now time.Tim
 	if c == nil || c.entries[k] == nil {
 		return false
 	}
+	r.unkeepLocked(c.entries[k])
 	delete(c.entries, k)
 	if len(c.entries) == 0 && len(c.subs) == 0 {
 		delete(r.clients, clientID)
@@ -255,6 +262,18 @@ func (r *Registry) removeEntryLocked(clientID string, k ServiceKey, now time.Tim
 		s.dirty(now)
 	}
 	return true
+}
+
+// unkeepLocked takes a beat-kept entry out of r.kept (swap with the last).
+func (r *Registry) unkeepLocked(e *entry) {
+	if e.keptIdx == 0 {
+		return
+	}
+	i, last := e.keptIdx-1, r.kept[len(r.kept)-1]
+	r.kept[i], last.keptIdx = last, i+1
+	r.kept[len(r.kept)-1] = nil
+	r.kept = r.kept[:len(r.kept)-1]
+	e.keptIdx = 0
 }
 
 // DropClient forgets a connection client: its instances and subscriptions,
@@ -268,7 +287,8 @@ func (r *Registry) DropClient(clientID string) {
 		return
 	}
 	keys := make([]ServiceKey, 0, len(c.entries))
-	for k := range c.entries {
+	for k, e := range c.entries {
+		r.unkeepLocked(e)
 		keys = append(keys, k)
 		if s := r.services[k]; s != nil {
 			delete(s.publishers, clientID)
@@ -415,8 +435,15 @@ func (r *Registry) putBeatKeptLocked(k ServiceKey, n Instance, now time.Time) (b
 	}
 	old := c.entries[k]
 	changed := old == nil || !sameInstances(old.insts, []Instance{n})
-	e := &entry{insts: []Instance{n}, lastBeat: now}
+	e := &entry{insts: []Instance{n}, lastBeat: now, client: id, key: k}
 	e.interval, e.timeout, e.del = r.beatTimes(n.Metadata)
+	if old != nil && old.keptIdx > 0 {
+		e.keptIdx = old.keptIdx
+		r.kept[e.keptIdx-1] = e
+	} else {
+		r.kept = append(r.kept, e)
+		e.keptIdx = len(r.kept)
+	}
 	c.entries[k] = e
 	s := r.svcLocked(k, true)
 	s.publishers[id] = struct{}{}
@@ -452,9 +479,17 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 	out := make([]BeatOutcome, len(items))
 	now := r.clock()
 	var changed []ServiceKey
+	// Items usually come grouped by service: normalize each key once.
+	var prevIn, prevK ServiceKey
+	var prevErr error
+	havePrev := false
 	r.mu.Lock()
 	for i, it := range items {
-		k, err := r.NormalizeKey(it.Key)
+		if !havePrev || it.Key != prevIn {
+			prevIn, havePrev = it.Key, true
+			prevK, prevErr = r.NormalizeKey(it.Key)
+		}
+		k, err := prevK, prevErr
 		if err != nil {
 			out[i].Err = err
 			continue
@@ -540,20 +575,20 @@ func (r *Registry) DeregisterBeatKept(key ServiceKey, a Addr) error {
 func (r *Registry) Expire(now time.Time) {
 	var changed []ServiceKey
 	r.mu.Lock()
-	for id, c := range r.beaters {
-		for k, e := range c.entries {
-			idle := now.Sub(e.lastBeat)
-			switch {
-			case idle > e.del:
-				r.removeEntryLocked(id, k, now)
-				changed = append(changed, k)
-			case idle > e.timeout && e.insts[0].Healthy:
-				e.insts[0].Healthy = false
-				if s := r.services[k]; s != nil {
-					s.dirty(now)
-				}
-				changed = append(changed, k)
+	// Downwards: a removal swaps the last entry (already seen) into i.
+	for i := len(r.kept) - 1; i >= 0; i-- {
+		e := r.kept[i]
+		idle := now.Sub(e.lastBeat)
+		switch {
+		case idle > e.del:
+			r.removeEntryLocked(e.client, e.key, now)
+			changed = append(changed, e.key)
+		case idle > e.timeout && e.insts[0].Healthy:
+			e.insts[0].Healthy = false
+			if s := r.services[e.key]; s != nil {
+				s.dirty(now)
 			}
+			changed = append(changed, e.key)
 		}
 	}
 	for k, s := range r.services {

@@ -386,3 +386,58 @@ func TestZeroServiceMetaRemoves(t *testing.T) {
 		t.Fatal("empty service without metadata not cleaned")
 	}
 }
+
+// TestKeptIndex drives beat-kept registrations, replacements, deregistrations,
+// beats and expiry in a random order and checks after every step that the
+// expiry index holds exactly the beat-kept entries, each at its own index,
+// and that expiry removes an instance exactly when it stopped being beaten.
+func TestKeptIndex(t *testing.T) {
+	r, clk, _ := newTestRegistry(t)
+	rnd := uint64(42)
+	next := func(n int) int { rnd = rnd*6364136223846793005 + 1442695040888963407; return int(rnd>>33) % n }
+	for step := 0; step < 5000; step++ {
+		key := ServiceKey{Name: "svc-" + string(rune('a'+next(5)))}
+		in := Instance{IP: "10.0.0." + string(rune('1'+next(6))), Port: 20880, Metadata: map[string]string{"v": string(rune('a' + next(3)))}}
+		switch next(6) {
+		case 0, 1:
+			if err := r.RegisterBeatKept(key, in); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			_ = r.DeregisterBeatKept(key, Addr{IP: in.IP, Port: in.Port})
+		case 3:
+			r.BeatMany([]BeatRequest{{Key: key, Instance: in}}, false)
+		case 4:
+			r.Expire(clk.Add(time.Duration(next(20)) * time.Second))
+		case 5:
+			_ = r.Register("conn-1", key, in) // a connection client never enters the index
+		}
+		r.mu.RLock()
+		n := 0
+		for _, c := range r.clients {
+			for _, e := range c.entries {
+				if c.kind == beatClient {
+					n++
+					if e.keptIdx == 0 || r.kept[e.keptIdx-1] != e {
+						r.mu.RUnlock()
+						t.Fatalf("step %d: beat-kept entry %s %s not at its index %d", step, e.client, e.key.Name, e.keptIdx)
+					}
+				} else if e.keptIdx != 0 {
+					r.mu.RUnlock()
+					t.Fatalf("step %d: connection entry in the index", step)
+				}
+			}
+		}
+		if n != len(r.kept) {
+			r.mu.RUnlock()
+			t.Fatalf("step %d: %d beat-kept entries, index holds %d", step, n, len(r.kept))
+		}
+		for _, e := range r.kept {
+			if idle := clk.Now().Sub(e.lastBeat); idle > e.del {
+				r.mu.RUnlock()
+				t.Fatalf("step %d: %s idle %v kept past the delete timeout", step, e.client, idle)
+			}
+		}
+		r.mu.RUnlock()
+	}
+}
