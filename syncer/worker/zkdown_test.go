@@ -9,13 +9,14 @@ import (
 	"time"
 )
 
-// TestWorkerZooKeeperDown: with ZooKeeper stopped for 20 s (past the
-// registry's 15 s unhealthy threshold for beat-kept instances) nothing is
+// TestWorkerZooKeeperDown: with ZooKeeper stopped for 60 s (four times the
+// registry's 15 s unhealthy threshold for beat-kept instances, twice their
+// 30 s removal, and past the worker's 30 s session timeout) nothing is
 // removed and beats go on, so every instance stays healthy; after the
 // restart the worker is synced again and everything is still there.
 func TestWorkerZooKeeperDown(t *testing.T) {
 	if testing.Short() {
-		t.Skip("keeps ZooKeeper down for 20 s")
+		t.Skip("keeps ZooKeeper down for 60 s")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -50,11 +51,11 @@ func TestWorkerZooKeeperDown(t *testing.T) {
 	if err := zk.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); {
 		if n := healthy(); n != want {
 			t.Fatalf("with ZooKeeper down the registry lists %d healthy instances, want %d", n, want)
 		}
-		time.Sleep(200 * time.Millisecond) // sampling interval, not synchronisation
+		time.Sleep(500 * time.Millisecond) // sampling interval, not synchronisation
 	}
 	if err := zk.Restart(ctx); err != nil {
 		t.Fatal(err)
