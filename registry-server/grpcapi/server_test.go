@@ -66,11 +66,11 @@ type rawClient struct {
 	connID string
 	// batchBeat is the server check's ferryBatchBeat capability flag.
 	batchBeat bool
-	pushes chan *wire.NotifySubscriberRequest
-	ack    atomic.Bool // answer pushes and detections
-	detect atomic.Int32
-	resets chan *wire.ConnectResetRequest
-	cancel context.CancelFunc
+	pushes    chan *wire.NotifySubscriberRequest
+	ack       atomic.Bool // answer pushes and detections
+	detect    atomic.Int32
+	resets    chan *wire.ConnectResetRequest
+	cancel    context.CancelFunc
 }
 
 func dialRaw(t testing.TB, addr string, setup bool) *rawClient {
