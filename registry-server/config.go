@@ -129,6 +129,7 @@ type fileConfig struct {
 	PushDelay       *string `json:"pushDelay"`
 	PushTimeout     *string `json:"pushTimeout"`
 	PushRetryDelay  *string `json:"pushRetryDelay"`
+	FerryBatchBeat  *bool   `json:"ferryBatchBeat"`
 }
 
 // LoadFile overlays the JSON config file at path onto c. Unknown keys are
@@ -193,5 +194,8 @@ func (c *Config) LoadJSON(b []byte) error {
 	setD(&c.GRPC.PushDelay, "pushDelay", f.PushDelay)
 	setD(&c.GRPC.PushTimeout, "pushTimeout", f.PushTimeout)
 	setD(&c.GRPC.PushRetryDelay, "pushRetryDelay", f.PushRetryDelay)
+	if f.FerryBatchBeat != nil {
+		c.GRPC.FerryBatchBeat = *f.FerryBatchBeat
+	}
 	return derr
 }

@@ -82,6 +82,12 @@ func TestConfig(t *testing.T) {
 	if c.Port != 18848 || c.EffectiveGRPCPort() != 19848 || c.Naming.BeatTimeout != 20*time.Second || c.GRPC.MaxConnections != 5 || c.GRPC.PushDelay != 100*time.Millisecond {
 		t.Fatalf("%+v", c)
 	}
+	if !c.GRPC.FerryBatchBeat {
+		t.Fatal("FerryBatchBeat is off by default")
+	}
+	if err := c.LoadJSON([]byte(`{"ferryBatchBeat":false}`)); err != nil || c.GRPC.FerryBatchBeat || c.Port != 18848 {
+		t.Fatalf("ferryBatchBeat false: %v %+v", err, c.GRPC)
+	}
 	for _, bad := range []string{`{"prot":1}`, `{"beatTimeout":"soon"}`, `{`} {
 		c := DefaultConfig()
 		if err := c.LoadJSON([]byte(bad)); !errors.Is(err, ErrConfig) {

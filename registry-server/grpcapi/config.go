@@ -45,6 +45,14 @@ type Config struct {
 	KeepaliveTimeout time.Duration
 	// MainPort is this node's main (HTTP) port, for redirects.
 	MainPort int
+	// FerryBatchBeat offers Ferry's merged-beat extension (default true):
+	// ServerCheckResponse carries ferryBatchBeat:true and
+	// FerryBatchBeatRequest is served. Off, the server behaves like a real
+	// Nacos 2.x: no capability flag, and FerryBatchBeatRequest is answered
+	// as any unknown request type (ErrorResponse 302 "RequestHandler Not
+	// Found"), so Ferry's sync falls back to BatchInstanceRequest (tests of
+	// that fallback, or a cluster that must not carry the extension).
+	FerryBatchBeat bool
 }
 
 // DefaultConfig returns Nacos' timings and Ferry's limits.
@@ -65,6 +73,7 @@ func DefaultConfig() Config {
 		KeepaliveTime:    30 * time.Second,
 		KeepaliveTimeout: 10 * time.Second,
 		MainPort:         8848,
+		FerryBatchBeat:   true,
 	}
 }
 

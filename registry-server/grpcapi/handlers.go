@@ -44,7 +44,11 @@ func (s *Server) registerNamingHandlers() {
 	s.handlers[wire.TypeServiceQueryRequest] = s.handleServiceQuery
 	s.handlers[wire.TypeServiceListRequest] = s.handleServiceList
 	s.handlers[wire.TypeSubscribeServiceRequest] = s.handleSubscribe
-	s.handlers[wire.TypeFerryBatchBeatRequest] = s.handleBatchBeat
+	if s.cfg.FerryBatchBeat {
+		// Off, the type has no handler and is answered 302 like any
+		// request type a real Nacos does not know.
+		s.handlers[wire.TypeFerryBatchBeatRequest] = s.handleBatchBeat
+	}
 }
 
 func keyOf(h *wire.NamingHeader) naming.ServiceKey {

@@ -454,7 +454,7 @@ func (s *Server) handleUnary(ctx context.Context, p *wire.Payload) wire.Response
 			return nil
 		}
 		c.touch(s.now())
-		r := &wire.ServerCheckResponse{ResponseHeader: wire.Okay(), ConnectionID: c.ID, FerryBatchBeat: true}
+		r := &wire.ServerCheckResponse{ResponseHeader: wire.Okay(), ConnectionID: c.ID, FerryBatchBeat: s.cfg.FerryBatchBeat}
 		return r
 	}
 	h := s.handlers[typ]

@@ -64,11 +64,13 @@ type rawClient struct {
 	req    wire.RequestClient
 	stream wire.BiRequestStream_RequestBiStreamClient
 	connID string
-	pushes chan *wire.NotifySubscriberRequest
-	ack    atomic.Bool // answer pushes and detections
-	detect atomic.Int32
-	resets chan *wire.ConnectResetRequest
-	cancel context.CancelFunc
+	// batchBeat is the server check's ferryBatchBeat capability flag.
+	batchBeat bool
+	pushes    chan *wire.NotifySubscriberRequest
+	ack       atomic.Bool // answer pushes and detections
+	detect    atomic.Int32
+	resets    chan *wire.ConnectResetRequest
+	cancel    context.CancelFunc
 }
 
 func dialRaw(t testing.TB, addr string, setup bool) *rawClient {
@@ -86,10 +88,10 @@ func dialRaw(t testing.TB, addr string, setup bool) *rawClient {
 		t.Fatal(err)
 	}
 	sc := resp.(*wire.ServerCheckResponse)
-	if !sc.OK() || sc.ConnectionID == "" || !sc.FerryBatchBeat || sc.SupportAbilityNegotiation {
+	if !sc.OK() || sc.ConnectionID == "" || sc.SupportAbilityNegotiation {
 		t.Fatalf("server check: %+v", sc)
 	}
-	c.connID = sc.ConnectionID
+	c.connID, c.batchBeat = sc.ConnectionID, sc.FerryBatchBeat
 	if !setup {
 		return c
 	}
@@ -379,6 +381,9 @@ func TestIdleDetection(t *testing.T) {
 func TestBatchBeat(t *testing.T) {
 	s, reg := startServer(t, nil)
 	c := dialRaw(t, s.Addr().String(), true)
+	if !c.batchBeat {
+		t.Fatal("server check without the ferryBatchBeat capability on a default server")
+	}
 	beat := func(register bool, items ...wire.BeatItem) *wire.FerryBatchBeatResponse {
 		r := c.mustCall(&wire.FerryBatchBeatRequest{RegisterIfUnknown: register, Beats: items})
 		br, ok := r.(*wire.FerryBatchBeatResponse)
@@ -432,6 +437,45 @@ func TestBatchBeat(t *testing.T) {
 	waitFor(t, "connection gone", func() bool { return len(s.Connections()) == 0 })
 	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:a"}, nil, false); len(si.Hosts) != 1 {
 		t.Fatalf("beat-kept instance lost: %+v", si)
+	}
+}
+
+// TestBatchBeatOff: with FerryBatchBeat off the server looks like a real
+// Nacos 2.x: no capability flag in the server check, and the extension's
+// request answered like any unknown type (ErrorResponse 302), while the
+// standard BatchInstanceRequest still works.
+func TestBatchBeatOff(t *testing.T) {
+	s, reg := startServer(t, func(c *Config) { c.FerryBatchBeat = false })
+	c := dialRaw(t, s.Addr().String(), true)
+	if c.batchBeat {
+		t.Fatal("server check says ferryBatchBeat with the extension off")
+	}
+	a := wire.BeatItem{ServiceName: "providers:a", Instance: winst("10.0.0.1", 20880)}
+	r := c.mustCall(&wire.FerryBatchBeatRequest{RegisterIfUnknown: true, Beats: []wire.BeatItem{a}})
+	e, ok := r.(*wire.ErrorResponse)
+	if !ok || e.ErrorCode != wire.CodeNoHandler || e.Success {
+		t.Fatalf("batch beat with the extension off: %+v", r)
+	}
+	// The same answer as a type nobody knows.
+	p := &wire.Payload{Metadata: &wire.Metadata{Type: "NoSuchRequest"}}
+	out, err := c.req.Request(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := wire.Decode(out)
+	if u, ok := m.(*wire.ErrorResponse); !ok || u.ErrorCode != e.ErrorCode || u.Message != e.Message {
+		t.Fatalf("unknown type answered %+v, batch beat %+v", m, e)
+	}
+	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:a"}, nil, false); len(si.Hosts) != 0 {
+		t.Fatalf("a refused batch beat registered: %+v", si)
+	}
+	br := c.mustCall(&wire.BatchInstanceRequest{NamingHeader: nh("providers:a"), Type: wire.BatchRegisterInstance,
+		Instances: []wire.Instance{winst("10.0.0.1", 20880), winst("10.0.0.2", 20880)}})
+	if !br.Result().OK() {
+		t.Fatalf("batch register: %+v", br)
+	}
+	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:a"}, nil, false); len(si.Hosts) != 2 {
+		t.Fatalf("batch register with the extension off: %+v", si)
 	}
 }
 

@@ -12,37 +12,20 @@ import (
 	"github.com/ferrysync/ferry/syncer"
 )
 
-// clientRegistry adapts a registryclient.Client (beat-kept instances with
-// merged batch beats) to syncer.Registry.
-type clientRegistry struct{ c *registryclient.Client }
-
 func ref(s syncer.ServiceRef) registryclient.ServiceRef {
 	return registryclient.ServiceRef{Namespace: s.Namespace, Group: s.Group, Name: s.Name}
 }
 
-func (r clientRegistry) Keep(ctx context.Context, svc syncer.ServiceRef, insts []syncer.Instance) error {
+func toClient(insts []syncer.Instance) []registryclient.Instance {
 	out := make([]registryclient.Instance, 0, len(insts))
 	for _, in := range insts {
 		out = append(out, registryclient.Instance{IP: in.IP, Port: in.Port, Weight: in.Weight,
 			Metadata: in.Metadata, Disabled: !in.Enabled, Unhealthy: !in.Healthy})
 	}
-	return r.c.Keep(ctx, ref(svc), out)
+	return out
 }
 
-func (r clientRegistry) Deregister(ctx context.Context, svc syncer.ServiceRef, insts []syncer.Instance) error {
-	if len(insts) == 0 {
-		return nil
-	}
-	addrs := make([]registryclient.Addr, 0, len(insts))
-	for _, in := range insts {
-		addrs = append(addrs, registryclient.Addr{IP: in.IP, Port: in.Port})
-	}
-	return r.c.Forget(ctx, ref(svc), addrs...)
-}
-
-func (r clientRegistry) Release(svc syncer.ServiceRef) { r.c.Release(ref(svc)) }
-
-func (r clientRegistry) List(ctx context.Context, svc syncer.ServiceRef) ([]syncer.Instance, error) {
+func (r *clientRegistry) List(ctx context.Context, svc syncer.ServiceRef) ([]syncer.Instance, error) {
 	info, err := r.c.Query(ctx, ref(svc), "", false)
 	if err != nil {
 		return nil, err

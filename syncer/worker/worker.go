@@ -185,7 +185,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 	}
 	w.engine, err = syncer.New(ecfg, syncer.Deps{
 		Source:    syncer.ZKSource{W: w.watcher},
-		Registry:  clientRegistry{w.client},
+		Registry:  newClientRegistry(w.client, cfg.Registry, w.log, w.prom),
 		Ownership: w.lessor,
 		ShardOf:   store.ShardOf,
 		Apps:      apps,
