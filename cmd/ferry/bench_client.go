@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,60 +184,35 @@ type sinkStats struct {
 	beats, rpcs int64
 }
 
+// sinkProc is the beat sink or registry child of `ferry bench client`.
 type sinkProc struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Scanner
+	*benchChild
 	addr string
-	once sync.Once
 }
 
 func startSink(ctx context.Context, kind string) (*sinkProc, error) {
-	exe, err := os.Executable()
+	c, err := startBenchChild(ctx, "bench", "client", "-serve", kind)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "bench", "client", "-serve", kind)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
+	addr, ok := strings.CutPrefix(c.hello, "grpc ")
+	if !ok {
+		c.stop()
+		return nil, fmt.Errorf("beat sink did not start: %q", c.hello)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &sinkProc{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if !p.out.Scan() || !strings.HasPrefix(p.out.Text(), "grpc ") {
-		p.stop()
-		return nil, fmt.Errorf("beat sink did not start: %q", p.out.Text())
-	}
-	p.addr = strings.TrimPrefix(p.out.Text(), "grpc ")
-	return p, nil
+	return &sinkProc{benchChild: c, addr: addr}, nil
 }
 
 func (p *sinkProc) stats() (sinkStats, error) {
-	if _, err := io.WriteString(p.in, "stats\n"); err != nil {
+	line, err := p.ask("stats")
+	if err != nil {
 		return sinkStats{}, err
 	}
-	if !p.out.Scan() {
-		return sinkStats{}, errors.New("beat sink gone")
-	}
 	var s sinkStats
-	if _, err := fmt.Sscanf(p.out.Text(), "stats %f %d %d", &s.cpu, &s.beats, &s.rpcs); err != nil {
-		return sinkStats{}, fmt.Errorf("beat sink said %q: %w", p.out.Text(), err)
+	if _, err := fmt.Sscanf(line, "stats %f %d %d", &s.cpu, &s.beats, &s.rpcs); err != nil {
+		return sinkStats{}, fmt.Errorf("beat sink said %q: %w", line, err)
 	}
 	return s, nil
-}
-
-func (p *sinkProc) stop() {
-	p.once.Do(func() {
-		p.in.Close()
-		_ = p.cmd.Wait()
-	})
 }
 
 // singleBeats sends n light beats of the kept instances as n one-item

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -95,12 +94,9 @@ func runBeatSink(in io.Reader, out io.Writer) error {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = gs.Serve(l) }()
 	fmt.Fprintf(out, "grpc %s\n", l.Addr())
-	sc := bufio.NewScanner(in)
-	for sc.Scan() {
-		if sc.Text() == "stats" {
-			fmt.Fprintf(out, "stats %.6f %d %d\n", selfCPU().Seconds(), s.beats.Load(), s.rpcs.Load())
-		}
-	}
+	serveBenchLines(in, out, func(string) string {
+		return fmt.Sprintf("stats %.6f %d %d", selfCPU().Seconds(), s.beats.Load(), s.rpcs.Load())
+	})
 	gs.Stop()
 	<-done
 	return nil
@@ -136,28 +132,9 @@ func runRegistrySink(in io.Reader, out io.Writer) error {
 	}
 	defer s.Stop()
 	fmt.Fprintf(out, "grpc %s\n", s.GRPCAddr())
-	sc := bufio.NewScanner(in)
-	for sc.Scan() {
-		if sc.Text() != "stats" {
-			continue
-		}
-		var beats, rpcs float64
-		mfs, _ := prom.Gather()
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				switch mf.GetName() {
-				case "ferry_registry_batch_beats_total":
-					beats += m.GetCounter().GetValue()
-				case "ferry_registry_grpc_requests_total":
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "type" && l.GetValue() == wire.TypeFerryBatchBeatRequest {
-							rpcs += m.GetCounter().GetValue()
-						}
-					}
-				}
-			}
-		}
-		fmt.Fprintf(out, "stats %.6f %d %d\n", selfCPU().Seconds(), int64(beats), int64(rpcs))
-	}
+	serveBenchLines(in, out, func(string) string {
+		beats, rpcs := beatCounts(prom)
+		return fmt.Sprintf("stats %.6f %d %d", selfCPU().Seconds(), beats, rpcs)
+	})
 	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -33,7 +31,6 @@ import (
 	registryserver "github.com/ferrysync/ferry/registry-server"
 	"github.com/ferrysync/ferry/syncer"
 	"github.com/ferrysync/ferry/syncer/worker"
-	"github.com/ferrysync/ferry/wire"
 	"github.com/ferrysync/ferry/zkwatch"
 )
 
@@ -543,12 +540,9 @@ func (b *httpBeater) beat(ctx context.Context, hc *http.Client, t beatTarget) {
 
 // syncRegistry is the registry node in a child process.
 type syncRegistry struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	out    *bufio.Scanner
+	*benchChild
 	http   string // HTTP address
 	server string // registryclient server "host:http/grpc"
-	once   sync.Once
 }
 
 type syncRegistryStats struct {
@@ -558,62 +552,38 @@ type syncRegistryStats struct {
 }
 
 func startSyncRegistry(ctx context.Context) (*syncRegistry, error) {
-	exe, err := os.Executable()
+	c, err := startBenchChild(ctx, "bench", "sync", "-serve")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "bench", "sync", "-serve")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	r := &syncRegistry{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	r := &syncRegistry{benchChild: c}
 	var grpcAddr string
-	if !r.out.Scan() {
-		r.stop()
-		return nil, errors.New("bench sync: registry child did not start")
-	}
-	if _, err := fmt.Sscanf(r.out.Text(), "registry %s %s", &r.http, &grpcAddr); err != nil {
-		r.stop()
-		return nil, fmt.Errorf("bench sync: registry child said %q", r.out.Text())
+	if _, err := fmt.Sscanf(c.hello, "registry %s %s", &r.http, &grpcAddr); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("bench sync: registry child said %q", c.hello)
 	}
 	_, gport, _ := net.SplitHostPort(grpcAddr)
 	r.server = r.http + "/" + gport
 	return r, nil
 }
 
-// command sends one line and waits for the child's "ok".
+// command sends one line and expects the child's "ok".
 func (r *syncRegistry) command(line string) error {
-	if _, err := io.WriteString(r.in, line+"\n"); err != nil {
-		return err
+	ans, err := r.ask(line)
+	if err == nil && ans != "ok" {
+		err = fmt.Errorf("bench sync: registry child: %s", ans)
 	}
-	if !r.out.Scan() {
-		return errors.New("bench sync: registry child gone")
-	}
-	if r.out.Text() != "ok" {
-		return fmt.Errorf("bench sync: registry child: %s", r.out.Text())
-	}
-	return nil
+	return err
 }
 
 func (r *syncRegistry) stats() (syncRegistryStats, error) {
-	if _, err := io.WriteString(r.in, "stats\n"); err != nil {
+	line, err := r.ask("stats")
+	if err != nil {
 		return syncRegistryStats{}, err
 	}
-	if !r.out.Scan() {
-		return syncRegistryStats{}, errors.New("bench sync: registry child gone")
-	}
 	var s syncRegistryStats
-	if _, err := fmt.Sscanf(r.out.Text(), "stats %f %d %d %d", &s.cpu, &s.batchBeats, &s.batchRPCs, &s.instances); err != nil {
-		return s, fmt.Errorf("bench sync: registry child said %q: %w", r.out.Text(), err)
+	if _, err := fmt.Sscanf(line, "stats %f %d %d %d", &s.cpu, &s.batchBeats, &s.batchRPCs, &s.instances); err != nil {
+		return s, fmt.Errorf("bench sync: registry child said %q: %w", line, err)
 	}
 	return s, nil
 }
@@ -622,13 +592,6 @@ func (r *syncRegistry) stats() (syncRegistryStats, error) {
 func (r *syncRegistry) statsCPU() (syncRegistryStats, time.Duration, error) {
 	s, err := r.stats()
 	return s, selfCPU(), err
-}
-
-func (r *syncRegistry) stop() {
-	r.once.Do(func() {
-		r.in.Close()
-		_ = r.cmd.Wait()
-	})
 }
 
 // runSyncRegistryChild runs a whole registry node (registryserver.Open) on
@@ -655,7 +618,6 @@ func runSyncRegistryChild(in io.Reader, out io.Writer) error {
 	}
 	defer s.Stop()
 	fmt.Fprintf(out, "registry %s %s\n", s.HTTPAddr(), s.GRPCAddr())
-	sc := bufio.NewScanner(in)
 	var prof *os.File
 	defer func() {
 		if prof != nil {
@@ -663,49 +625,29 @@ func runSyncRegistryChild(in io.Reader, out io.Writer) error {
 			prof.Close()
 		}
 	}()
-	for sc.Scan() {
-		if file, ok := strings.CutPrefix(sc.Text(), "profile"); ok {
-			file = strings.TrimSpace(file)
+	serveBenchLines(in, out, func(line string) string {
+		if file, ok := strings.CutPrefix(line, "profile"); ok {
+			var err error
 			if prof != nil {
 				pprof.StopCPUProfile()
 				err = prof.Close()
 				prof = nil
-			} else if prof, err = os.Create(file); err == nil {
+			} else if prof, err = os.Create(strings.TrimSpace(file)); err == nil {
 				err = pprof.StartCPUProfile(prof)
 			}
 			if err != nil {
-				fmt.Fprintf(out, "error %v\n", err)
-			} else {
-				fmt.Fprintln(out, "ok")
+				return "error " + err.Error()
 			}
-			continue
+			return "ok"
 		}
-		if sc.Text() != "stats" {
-			continue
-		}
-		var beats, rpcs float64
-		mfs, _ := prom.Gather()
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				switch mf.GetName() {
-				case "ferry_registry_batch_beats_total":
-					beats += m.GetCounter().GetValue()
-				case "ferry_registry_grpc_requests_total":
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "type" && l.GetValue() == wire.TypeFerryBatchBeatRequest {
-							rpcs += m.GetCounter().GetValue()
-						}
-					}
-				}
-			}
-		}
+		beats, rpcs := beatCounts(prom)
 		n := 0
 		for _, k := range s.Naming().Services() {
 			if info, err := s.Naming().Select(k, nil, false); err == nil {
 				n += len(info.Hosts)
 			}
 		}
-		fmt.Fprintf(out, "stats %.6f %d %d %d\n", selfCPU().Seconds(), int64(beats), int64(rpcs), n)
-	}
+		return fmt.Sprintf("stats %.6f %d %d %d", selfCPU().Seconds(), beats, rpcs, n)
+	})
 	return nil
 }
