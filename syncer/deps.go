@@ -34,7 +34,9 @@ type Source interface {
 // registryclient). Instances are beat-kept and ephemeral: the client beats
 // the instances it keeps (merged batch beats) and they expire on the
 // registry's side when beats stop; they are never bound to the client's
-// connection. One worker's calls for one service are never concurrent (the
+// connection. Against a real Nacos (no batch-beat extension) the worker's
+// adapter falls back to connection-bound batch registrations instead (see
+// syncer/worker/fallback.go and the README). One worker's calls for one service are never concurrent (the
 // engine processes a service on one goroutine at a time); calls for
 // different services are.
 type Registry interface {
