@@ -212,7 +212,24 @@ func (e *Engine) Start() error {
 // goroutines waited for until ctx ends, then every kept instance released
 // (not deregistered: the worker that takes the shards over keeps them
 // alive). Idempotent; safe before Start.
-func (e *Engine) Stop(ctx context.Context) error {
+func (e *Engine) Stop(ctx context.Context) error { return e.stop(ctx, nil) }
+
+// Retire stops the engine like Stop, then deregisters, instead of releasing,
+// the instances it registered for the ZooKeeper services remove selects (a
+// deleted task, or the services a narrowed task no longer covers); the rest
+// are released. Deregistrations run on at most Workers goroutines, bounded
+// by ctx; one that fails leaves its instances unbeaten, so they expire on
+// the registry. Idempotent with Stop: only the first of the two acts.
+func (e *Engine) Retire(ctx context.Context, remove func(service string) bool) error {
+	return e.stop(ctx, remove)
+}
+
+type deregWork struct {
+	ref   ServiceRef
+	insts []Instance
+}
+
+func (e *Engine) stop(ctx context.Context, remove func(service string) bool) error {
 	var err error
 	e.stopOnce.Do(func() {
 		e.mu.Lock()
@@ -228,16 +245,68 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.mu.Lock()
 		var refs []ServiceRef
+		var dereg []deregWork
 		for s, st := range e.services {
 			refs = append(refs, st.refs()...)
+			if remove != nil && remove(s) {
+				for _, ns := range st.names {
+					if len(ns.registered) == 0 {
+						continue
+					}
+					w := deregWork{ref: ns.ref}
+					for _, r := range ns.registered {
+						w.insts = append(w.insts, r.Instance)
+					}
+					dereg = append(dereg, w)
+				}
+			}
 			delete(e.services, s)
 		}
 		e.mu.Unlock()
+		if len(dereg) > 0 {
+			if derr := e.deregisterAll(ctx, dereg); derr != nil && err == nil {
+				err = derr
+			}
+		}
 		for _, r := range refs {
 			e.deps.Registry.Release(r)
 		}
 	})
 	return err
+}
+
+// deregisterAll removes each service's instances, Workers at a time.
+func (e *Engine) deregisterAll(ctx context.Context, work []deregWork) error {
+	sem := make(chan struct{}, e.cfg.Workers)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, w := range work {
+		if ctx.Err() != nil {
+			failed.Add(int64(len(w.insts)))
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := e.deps.Registry.Deregister(ctx, w.ref, w.insts); err != nil {
+				failed.Add(int64(len(w.insts)))
+				e.log.Warn("deregistration at retire failed; the instances expire unbeaten", "registry_service", w.ref.Name, "err", err)
+				return
+			}
+			e.m.actions.WithLabelValues(ActDeregister.String()).Add(float64(len(w.insts)))
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, w := range work {
+		n += len(w.insts)
+	}
+	e.log.Info("task retired: deregistered its instances", "instances", n, "failed", failed.Load())
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("syncer: retire: %d of %d instances not deregistered (they expire unbeaten)", f, n)
+	}
+	return nil
 }
 
 // Confirm lets removals held by the mass-removal guard go ahead (an
@@ -970,6 +1039,9 @@ func (e *Engine) report(nw *nameWork) {
 }
 
 func (e *Engine) applyFailed(s string, ref ServiceRef, op string, err error) {
+	if e.ctx.Err() != nil {
+		return // stopping: the call was cancelled, not failed
+	}
 	e.m.applyErrors.Inc()
 	e.log.Warn("registry call failed; will retry", "service", s, "registry_service", ref.Name, "op", op, "err", err)
 	e.record(Event{Kind: EventApplyFailed, Service: ref.Name, Detail: op + ": " + err.Error()})
