@@ -80,11 +80,9 @@ func TestWorkerRunsEveryTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop(context.Background())
-	st, err := store.Open(ctx, wcfg.DB, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	// The worker's own store handle, as an in-process console would use it
+	// (a second SQLite handle's transactions may fail with SQLITE_BUSY).
+	st := w.st
 
 	count := func(ns string, l *zkload.Loader, n int) []int {
 		out := make([]int, n)
@@ -290,11 +288,9 @@ func TestWorkerSharesWatcherAndClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop(context.Background())
-	st, err := store.Open(ctx, wcfg.DB, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	// The worker's own store handle, as an in-process console would use it
+	// (a second SQLite handle's transactions may fail with SQLITE_BUSY).
+	st := w.st
 	tasks, err := st.ListTasks(ctx, store.TaskFilter{})
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("tasks = %v, %v", tasks, err)
