@@ -109,6 +109,15 @@ type svcState struct {
 	desired  int
 	regCount int
 	skipped  map[SkipReason]int
+	// unsettled holds, per registry service name, a Keep that failed: the
+	// client may still beat (and register) that set, so Stop releases it and
+	// Retire deregisters it. Cleared when a later apply of the name succeeds.
+	unsettled map[string]unsettledKeep
+}
+
+type unsettledKeep struct {
+	ref   ServiceRef
+	insts []Instance
 }
 
 type nameState struct {
@@ -212,7 +221,58 @@ func (e *Engine) Start() error {
 // goroutines waited for until ctx ends, then every kept instance released
 // (not deregistered: the worker that takes the shards over keeps them
 // alive). Idempotent; safe before Start.
-func (e *Engine) Stop(ctx context.Context) error {
+func (e *Engine) Stop(ctx context.Context) error { return e.stop(ctx, nil) }
+
+// Retire stops the engine like Stop, then deregisters, instead of releasing,
+// the instances it registered for the ZooKeeper services remove selects (a
+// deleted task, or the services a narrowed task no longer covers); the rest
+// are released. Deregistrations run on at most Workers goroutines, bounded
+// by ctx; one that fails leaves its instances unbeaten, so they expire on
+// the registry. Idempotent with Stop: only the first of the two acts.
+func (e *Engine) Retire(ctx context.Context, remove func(service string) bool) error {
+	return e.stop(ctx, remove)
+}
+
+type deregWork struct {
+	ref   ServiceRef
+	insts []Instance
+}
+
+// deregWork lists every instance the service may have in the registry
+// through this engine: registered, and those of a failed Keep.
+func (st *svcState) deregWork() []deregWork {
+	byName := map[string]*deregWork{}
+	seen := map[string]map[string]bool{}
+	add := func(name string, ref ServiceRef, in Instance) {
+		w := byName[name]
+		if w == nil {
+			w = &deregWork{ref: ref}
+			byName[name] = w
+			seen[name] = map[string]bool{}
+		}
+		if a := in.Addr(); !seen[name][a] {
+			seen[name][a] = true
+			w.insts = append(w.insts, in)
+		}
+	}
+	for n, ns := range st.names {
+		for _, r := range ns.registered {
+			add(n, ns.ref, r.Instance)
+		}
+	}
+	for n, u := range st.unsettled {
+		for _, in := range u.insts {
+			add(n, u.ref, in)
+		}
+	}
+	out := make([]deregWork, 0, len(byName))
+	for _, w := range byName {
+		out = append(out, *w)
+	}
+	return out
+}
+
+func (e *Engine) stop(ctx context.Context, remove func(service string) bool) error {
 	var err error
 	e.stopOnce.Do(func() {
 		e.mu.Lock()
@@ -228,16 +288,59 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.mu.Lock()
 		var refs []ServiceRef
+		var dereg []deregWork
 		for s, st := range e.services {
 			refs = append(refs, st.refs()...)
+			if remove != nil && remove(s) {
+				dereg = append(dereg, st.deregWork()...)
+			}
 			delete(e.services, s)
 		}
 		e.mu.Unlock()
+		if len(dereg) > 0 {
+			if derr := e.deregisterAll(ctx, dereg); derr != nil && err == nil {
+				err = derr
+			}
+		}
 		for _, r := range refs {
 			e.deps.Registry.Release(r)
 		}
 	})
 	return err
+}
+
+// deregisterAll removes each service's instances, Workers at a time.
+func (e *Engine) deregisterAll(ctx context.Context, work []deregWork) error {
+	sem := make(chan struct{}, e.cfg.Workers)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, w := range work {
+		if ctx.Err() != nil {
+			failed.Add(int64(len(w.insts)))
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := e.deps.Registry.Deregister(ctx, w.ref, w.insts); err != nil {
+				failed.Add(int64(len(w.insts)))
+				e.log.Warn("deregistration at retire failed; the instances expire unbeaten", "registry_service", w.ref.Name, "err", err)
+				return
+			}
+			e.m.actions.WithLabelValues(ActDeregister.String()).Add(float64(len(w.insts)))
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for _, w := range work {
+		n += len(w.insts)
+	}
+	e.log.Info("task retired: deregistered its instances", "instances", n, "failed", failed.Load())
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("syncer: retire: %d of %d instances not deregistered (they expire unbeaten)", f, n)
+	}
+	return nil
 }
 
 // Confirm lets removals held by the mass-removal guard go ahead (an
@@ -444,11 +547,14 @@ func (e *Engine) setGaugesLocked() {
 }
 
 func (st *svcState) refs() []ServiceRef {
-	out := make([]ServiceRef, 0, len(st.names))
-	for _, ns := range st.names {
-		if ns.kept {
+	out := make([]ServiceRef, 0, len(st.names)+len(st.unsettled))
+	for n, ns := range st.names {
+		if _, ok := st.unsettled[n]; ns.kept && !ok {
 			out = append(out, ns.ref)
 		}
+	}
+	for _, u := range st.unsettled {
+		out = append(out, u.ref)
 	}
 	return out
 }
@@ -502,12 +608,14 @@ func (e *Engine) next() (string, pendingWork, bool) {
 
 // nameWork is one Nacos service's reconcile inside a process call.
 type nameWork struct {
-	name    string
-	ns      nameState // copy; maps shared read-only
-	listed  bool
-	plan    Plan
-	applied bool
-	desired int
+	name      string
+	attempted []Instance // the set passed to Keep, when Keep was called
+	forceKeep bool       // a previous Keep failed: call Keep even with nothing to change
+	ns        nameState  // copy; maps shared read-only
+	listed    bool
+	plan      Plan
+	applied   bool
+	desired   int
 }
 
 // process reconciles one ZooKeeper service and applies the result.
@@ -532,6 +640,10 @@ func (e *Engine) process(s string, w pendingWork) {
 		views[n] = *ns
 	}
 	evicted := e.evictions[s] // replaced, never mutated
+	unsettled := make(map[string]bool, len(st.unsettled))
+	for n := range st.unsettled {
+		unsettled[n] = true
+	}
 	e.mu.Unlock()
 
 	// Desired state from the snapshot: newest node per (name, address),
@@ -615,6 +727,9 @@ func (e *Engine) process(s string, w pendingWork) {
 			names[n] = true
 		}
 	}
+	for n := range unsettled {
+		names[n] = true // a failed Keep's set is set right (or emptied) by a Keep
+	}
 	order := make([]string, 0, len(names))
 	for n := range names {
 		order = append(order, n)
@@ -627,7 +742,7 @@ func (e *Engine) process(s string, w pendingWork) {
 	failed := false
 	works := make([]*nameWork, 0, len(order))
 	for _, name := range order {
-		nw := &nameWork{name: name, desired: len(desired[name])}
+		nw := &nameWork{name: name, desired: len(desired[name]), forceKeep: unsettled[name]}
 		if v, ok := views[name]; ok {
 			nw.ns = v
 		} else {
@@ -728,7 +843,7 @@ func (e *Engine) process(s string, w pendingWork) {
 	e.mu.Lock()
 	if st.lost || lost || e.services[s] != st {
 		for _, nw := range works {
-			if nw.applied && len(nw.plan.Keep) > 0 {
+			if (nw.applied && len(nw.plan.Keep) > 0) || (!nw.applied && nw.attempted != nil) {
 				release = append(release, nw.ns.ref)
 			}
 		}
@@ -743,8 +858,15 @@ func (e *Engine) process(s string, w pendingWork) {
 	removed := 0
 	for _, nw := range works {
 		if !nw.applied {
+			if nw.attempted != nil {
+				if st.unsettled == nil {
+					st.unsettled = map[string]unsettledKeep{}
+				}
+				st.unsettled[nw.name] = unsettledKeep{ref: nw.ns.ref, insts: nw.attempted}
+			}
 			continue
 		}
+		delete(st.unsettled, nw.name)
 		ns := st.names[nw.name]
 		if ns == nil {
 			ns = &nameState{ref: nw.ns.ref}
@@ -909,7 +1031,7 @@ func (e *Engine) apply(ctx context.Context, nw *nameWork) error {
 			return err
 		}
 	}
-	if len(nw.plan.Actions) > 0 || (!nw.ns.kept && len(nw.plan.Keep) > 0) {
+	if len(nw.plan.Actions) > 0 || (!nw.ns.kept && len(nw.plan.Keep) > 0) || nw.forceKeep {
 		keep := make([]Instance, 0, len(nw.plan.Keep))
 		addrs := make([]string, 0, len(nw.plan.Keep))
 		for a := range nw.plan.Keep {
@@ -919,6 +1041,7 @@ func (e *Engine) apply(ctx context.Context, nw *nameWork) error {
 		for _, a := range addrs {
 			keep = append(keep, nw.plan.Keep[a].Instance)
 		}
+		nw.attempted = keep
 		if err := e.deps.Registry.Keep(ctx, nw.ns.ref, keep); err != nil {
 			return err
 		}
@@ -970,6 +1093,9 @@ func (e *Engine) report(nw *nameWork) {
 }
 
 func (e *Engine) applyFailed(s string, ref ServiceRef, op string, err error) {
+	if e.ctx.Err() != nil {
+		return // stopping: the call was cancelled, not failed
+	}
 	e.m.applyErrors.Inc()
 	e.log.Warn("registry call failed; will retry", "service", s, "registry_service", ref.Name, "op", op, "err", err)
 	e.record(Event{Kind: EventApplyFailed, Service: ref.Name, Detail: op + ": " + err.Error()})

@@ -175,6 +175,9 @@ type fakeRegistry struct {
 	deregs    []string // "name addr"
 	releases  int
 	failCalls int // fail the next n calls
+	// keepFailKept makes the next n Keeps fail after keeping the set, as
+	// the real client does when the immediate registration fails.
+	keepFailKept int
 }
 
 func newFakeRegistry() *fakeRegistry {
@@ -205,6 +208,10 @@ func (r *fakeRegistry) Keep(_ context.Context, svc ServiceRef, insts []Instance)
 		b[in.Addr()] = true
 	}
 	r.beating[svc.Name] = b
+	if r.keepFailKept > 0 {
+		r.keepFailKept--
+		return errInjected
+	}
 	return nil
 }
 

@@ -119,14 +119,21 @@ func TestWorkerNacosFallback(t *testing.T) {
 	}
 	seeded := func(int) int { return lcfg.Instances }
 	waitFor(t, "every seeded provider in the registry", 60*time.Second, all(seeded))
-	if got := testutil.ToFloat64(newModeGauge(w.prom).WithLabelValues(node.addr(), ModeNacosFallback)); got != 1 {
+	cs := w.mgr.clientShares()
+	if len(cs) != 1 {
+		t.Fatalf("%d registry clients, want 1", len(cs))
+	}
+	if got := testutil.ToFloat64(cs[0].reg.mode.WithLabelValues(node.addr(), ModeNacosFallback)); got != 1 {
 		t.Fatalf("mode gauge nacos-fallback = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(newModeGauge(w.prom).WithLabelValues(node.addr(), ModeBatchBeat)); got != 0 {
+	if got := testutil.ToFloat64(cs[0].reg.mode.WithLabelValues(node.addr(), ModeBatchBeat)); got != 0 {
 		t.Fatalf("mode gauge batch-beat = %v, want 0", got)
 	}
-	if ok, known := w.client.BatchBeatSupported(); ok || !known {
+	if ok, known := cs[0].c.BatchBeatSupported(); ok || !known {
 		t.Fatalf("client capability = %v (known %v), want known unsupported", ok, known)
+	}
+	if st := w.Status(); len(st.Tasks) != 1 || st.Tasks[0].RegistryMode != ModeNacosFallback {
+		t.Fatalf("status tasks %+v, want one in mode %s", st.Tasks, ModeNacosFallback)
 	}
 
 	// A provider added in ZooKeeper appears; one removed disappears.

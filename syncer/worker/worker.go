@@ -1,7 +1,10 @@
 // Package worker assembles one sync worker (`ferry sync`, `ferry demo`):
-// the store (leases, app modes, events), a ZooKeeper watcher, a registry
-// client with merged beats, and the sync engine, plus the worker's HTTP
-// endpoint (/metrics, /api/status).
+// the store (tasks and clusters, leases, app modes, events) and one sync
+// engine per running task, on a ZooKeeper watcher shared per ZooKeeper
+// cluster and a registry client with merged beats shared per registry
+// cluster and namespace; plus the worker's HTTP endpoint (/metrics,
+// /api/status, /api/confirm-removals). A task manager follows the store:
+// tasks started, paused, deleted or edited take effect within TaskPoll.
 package worker
 
 import (
@@ -13,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,16 +25,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ferrysync/ferry/registryclient"
 	"github.com/ferrysync/ferry/store"
 	"github.com/ferrysync/ferry/syncer"
-	"github.com/ferrysync/ferry/zkwatch"
 )
 
 // Config is one worker. Flags of `ferry sync` map onto it.
 type Config struct {
 	// DB is the store's DSN (mysql://... or sqlite://...).
 	DB string
+	// ZK, ZKRoot, Registry, Namespace and Group seed the store when it has
+	// no task: a ZooKeeper cluster, a registry cluster and a full-catalog
+	// task from them. The tasks themselves run on their clusters' settings.
 	// ZK is the ZooKeeper connect string's servers; ZKRoot Dubbo's root.
 	ZK     []string
 	ZKRoot string
@@ -48,11 +53,15 @@ type Config struct {
 	Version  string
 	// Lessor tunes shard leases (WorkerID, Logger, Registerer are set here).
 	Lessor store.LessorConfig
-	// Engine tunes the sync engine (Task, Cluster, Worker, Namespace, Group
-	// and Filter are set here).
+	// Engine tunes every task's sync engine (Task, Cluster, Worker,
+	// Namespace, Group and Filter are set per task).
 	Engine syncer.Config
 	// AppPoll is how often app modes are re-read from the store.
 	AppPoll time.Duration
+	// TaskPoll is how often tasks and clusters are re-read from the store;
+	// a task started, paused, deleted or edited (or one of its clusters
+	// edited) takes effect within it.
+	TaskPoll time.Duration
 }
 
 // DefaultConfig is a worker on the embedded SQLite store against a local
@@ -69,6 +78,7 @@ func DefaultConfig() Config {
 		Lessor:    store.DefaultLessorConfig(""),
 		Engine:    syncer.DefaultConfig(),
 		AppPoll:   2 * time.Second,
+		TaskPoll:  2 * time.Second,
 		Version:   "dev",
 	}
 }
@@ -87,33 +97,44 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Registry has no server", ErrConfig)
 	case c.AppPoll <= 0:
 		return fmt.Errorf("%w: AppPoll %v must be > 0", ErrConfig, c.AppPoll)
+	case c.TaskPoll <= 0:
+		return fmt.Errorf("%w: TaskPoll %v must be > 0", ErrConfig, c.TaskPoll)
 	}
 	return nil
 }
 
 // Worker is one running sync worker.
 type Worker struct {
-	cfg  Config
-	log  *slog.Logger
-	prom *prometheus.Registry
+	cfg    Config
+	log    *slog.Logger
+	logger *slog.Logger // the caller's, for the parts' own sub-loggers
+	prom   *prometheus.Registry
+	gather *gatherers // engines', watchers' and clients' metrics
 
-	st      *store.Store
-	lessor  *store.Lessor
-	watcher *zkwatch.Watcher
-	client  *registryclient.Client
-	engine  *syncer.Engine
-	events  *eventSink
+	st     *store.Store
+	lessor *store.Lessor
+	apps   *appModes
+	events *eventSink
+	ownFan *fanout // the lessor's Changed, to every engine
+	appFan *fanout // the app modes' Changed, to every engine
+	mgr    *manager
+
 	httpSrv *http.Server
 	httpLis net.Listener
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	cancel    context.CancelFunc // the worker's loops
+	mgrCancel context.CancelFunc // the task reloads (ended first at Stop)
+	wg        sync.WaitGroup
+	once      sync.Once
 }
 
 // Start opens the store (retrying, with one clear error per attempt, until
-// ctx ends), records the task when the store has none, and starts every
-// part. It returns once the worker runs; Stop ends it.
+// ctx ends), records the clusters and a full-catalog task from cfg when the
+// store has no task, starts an engine for every running task of the store
+// and then follows the store (every TaskPoll). It returns once the worker
+// runs; Stop ends it. A task that cannot start (a missing cluster, a
+// watcher or client that does not start) is reported as an event and does
+// not stop the worker.
 func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -125,7 +146,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	w := &Worker{cfg: cfg, log: logger.With("subsystem", "worker", "worker", cfg.WorkerID), prom: prometheus.NewRegistry()}
+	w := &Worker{cfg: cfg, log: logger.With("subsystem", "worker", "worker", cfg.WorkerID), logger: logger,
+		prom: prometheus.NewRegistry(), gather: newGatherers(), ownFan: newFanout(), appFan: newFanout()}
 	w.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	st, err := openStore(ctx, cfg.DB, logger, w.log)
@@ -133,8 +155,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 		return nil, err
 	}
 	w.st = st
-	task, err := ensureTask(ctx, st, cfg)
-	if err != nil {
+	if _, err := ensureTask(ctx, st, cfg); err != nil {
 		_ = st.Close()
 		return nil, err
 	}
@@ -154,76 +175,41 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 		return nil, err
 	}
 
-	zcfg := zkwatch.DefaultConfig()
-	zcfg.Servers = cfg.ZK
-	zcfg.Root = strings.Trim(cfg.ZKRoot, "/")
-	if w.watcher, err = zkwatch.New(zcfg, logger, w.prom); err != nil {
-		return nil, err
-	}
-
-	rcfg := registryclient.DefaultConfig()
-	rcfg.Servers = cfg.Registry
-	rcfg.Namespace = cfg.Namespace
-	rcfg.AppName = "ferry-sync"
-	rcfg.Logger, rcfg.Registerer = logger, w.prom
-	if w.client, err = registryclient.New(rcfg); err != nil {
-		return nil, err
-	}
-
-	apps := newAppModes(st, w.log)
-	apps.refresh(ctx)
+	w.apps = newAppModes(st, w.log)
+	w.apps.refresh(ctx)
 	w.events = newEventSink(st, w.log, 4096)
-
-	ecfg := cfg.Engine
-	ecfg.Task = fmt.Sprintf("task-%d", task.ID)
-	ecfg.Cluster = "zk-" + fmt.Sprint(task.SourceClusterID)
-	ecfg.Worker = cfg.WorkerID
-	ecfg.Namespace, ecfg.Group = cfg.Namespace, cfg.Group
-	ecfg.Filter = syncer.Filter{Include: task.Include, Exclude: task.Exclude}
-	if task.Scope == store.ScopeService && task.Service != "" {
-		ecfg.Filter.Include = []string{task.Service}
-	}
-	w.engine, err = syncer.New(ecfg, syncer.Deps{
-		Source:    syncer.ZKSource{W: w.watcher},
-		Registry:  newClientRegistry(w.client, cfg.Registry, w.log, w.prom),
-		Ownership: w.lessor,
-		ShardOf:   store.ShardOf,
-		Apps:      apps,
-		Events:    w.events,
-		Logger:    logger,
-		Metrics:   w.prom,
-	})
-	if err != nil {
-		return nil, err
-	}
+	w.mgr = newManager(w)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	w.wg.Add(2)
-	go func() { defer w.wg.Done(); apps.run(runCtx, cfg.AppPoll) }()
+	w.wg.Add(4)
+	go func() { defer w.wg.Done(); w.apps.run(runCtx, cfg.AppPoll) }()
 	go func() { defer w.wg.Done(); w.events.run(runCtx) }()
+	go func() { defer w.wg.Done(); w.ownFan.run(runCtx, w.lessor.Changed()) }()
+	go func() { defer w.wg.Done(); w.appFan.run(runCtx, w.apps.Changed()) }()
 
-	if err := w.client.Start(); err != nil {
-		return nil, fmt.Errorf("worker: registry %v: %w", cfg.Registry, err)
-	}
-	if err := w.watcher.Start(); err != nil {
-		return nil, fmt.Errorf("worker: zookeeper %v: %w", cfg.ZK, err)
-	}
 	if err := w.lessor.Start(); err != nil {
 		return nil, err
 	}
-	if err := w.engine.Start(); err != nil {
-		return nil, err
-	}
+	// The first converge runs here, so the tasks run when Start returns.
+	w.mgr.converge(ctx)
+	mgrCtx, mgrCancel := context.WithCancel(runCtx)
+	w.mgrCancel = mgrCancel
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); w.mgr.run(mgrCtx, cfg.TaskPoll) }()
 	if cfg.HTTP != "" {
 		if err := w.serveHTTP(); err != nil {
 			return nil, err
 		}
 	}
 	ok = true
-	w.log.Info("sync worker started", "task", ecfg.Task, "zk", cfg.ZK, "registry", cfg.Registry, "http", w.HTTPAddr())
+	w.log.Info("sync worker started", "tasks", len(w.Status().Tasks), "http", w.HTTPAddr())
 	return w, nil
 }
+
+// Reload makes the worker re-read its tasks and clusters now instead of at
+// the next TaskPoll tick.
+func (w *Worker) Reload() { w.mgr.reload() }
 
 // openStore retries until the database answers or ctx ends.
 func openStore(ctx context.Context, dsn string, logger, log *slog.Logger) (*store.Store, error) {
@@ -245,14 +231,18 @@ func openStore(ctx context.Context, dsn string, logger, log *slog.Logger) (*stor
 	}
 }
 
-// ensureTask returns the first running task, creating the clusters and a
-// full-catalog task from cfg when the store has none. Workers starting
+// ensureTask returns the first running (else paused) task, creating the
+// clusters and a full-catalog task from cfg when the store has none (deleted
+// tasks do not count). Workers starting
 // together race to create them: the loser's conflict makes it re-read.
 func ensureTask(ctx context.Context, st *store.Store, cfg Config) (*store.SyncTask, error) {
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
 		var t *store.SyncTask
-		if t, err = ensureTaskOnce(ctx, st, cfg); err == nil || !errors.Is(err, store.ErrConflict) {
+		// A conflict is another worker creating the same clusters: re-read.
+		// Still no task half a second later: the clusters are left over
+		// from deleted tasks, reuse them.
+		if t, err = ensureTaskOnce(ctx, st, cfg, attempt >= 2); err == nil || !errors.Is(err, store.ErrConflict) {
 			return t, err
 		}
 		select {
@@ -264,8 +254,8 @@ func ensureTask(ctx context.Context, st *store.Store, cfg Config) (*store.SyncTa
 	return nil, err
 }
 
-func ensureTaskOnce(ctx context.Context, st *store.Store, cfg Config) (*store.SyncTask, error) {
-	tasks, err := st.ListTasks(ctx, store.TaskFilter{})
+func ensureTaskOnce(ctx context.Context, st *store.Store, cfg Config, reuse bool) (*store.SyncTask, error) {
+	tasks, err := st.ListTasks(ctx, store.TaskFilter{States: []store.TaskState{store.TaskRunning, store.TaskPaused}})
 	if err != nil {
 		return nil, err
 	}
@@ -274,15 +264,40 @@ func ensureTaskOnce(ctx context.Context, st *store.Store, cfg Config) (*store.Sy
 			return &tasks[i], nil
 		}
 	}
+	if len(tasks) > 0 {
+		return &tasks[0], nil // only paused tasks: the operator paused them
+	}
 	zc := &store.ZKCluster{Name: "zk-" + strings.Join(cfg.ZK, ","), ConnectString: strings.Join(cfg.ZK, ","),
 		Root: "/" + strings.Trim(cfg.ZKRoot, "/"), SessionTimeoutMS: 30000}
-	if err := st.CreateZKCluster(ctx, zc); err != nil {
-		return nil, fmt.Errorf("worker: record ZooKeeper cluster: %w", err)
-	}
 	rc := &store.RegistryCluster{Name: "registry-" + strings.Join(cfg.Registry, ","), Kind: store.RegistryBundled,
 		ServerList: cfg.Registry, Namespace: cfg.Namespace, GroupName: cfg.Group}
-	if err := st.CreateRegistryCluster(ctx, rc); err != nil {
-		return nil, fmt.Errorf("worker: record registry cluster: %w", err)
+	if reuse {
+		// The clusters exist with no live task using them (only deleted
+		// tasks did): use them again.
+		if zks, err := st.ListZKClusters(ctx); err == nil {
+			for i := range zks {
+				if zks[i].Name == zc.Name {
+					zc = &zks[i]
+				}
+			}
+		}
+		if rcs, err := st.ListRegistryClusters(ctx); err == nil {
+			for i := range rcs {
+				if rcs[i].Name == rc.Name {
+					rc = &rcs[i]
+				}
+			}
+		}
+	}
+	if zc.ID == 0 {
+		if err := st.CreateZKCluster(ctx, zc); err != nil {
+			return nil, fmt.Errorf("worker: record ZooKeeper cluster: %w", err)
+		}
+	}
+	if rc.ID == 0 {
+		if err := st.CreateRegistryCluster(ctx, rc); err != nil {
+			return nil, fmt.Errorf("worker: record registry cluster: %w", err)
+		}
 	}
 	t := &store.SyncTask{SourceClusterID: zc.ID, DestClusterID: rc.ID, Scope: store.ScopeFull,
 		State: store.TaskRunning, CreatedBy: "ferry sync", UpdatedBy: "ferry sync"}
@@ -298,15 +313,29 @@ func (w *Worker) serveHTTP() error {
 		return fmt.Errorf("worker: HTTP listen %s: %w", w.cfg.HTTP, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.prom, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{w.prom, w.gather},
+		promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /api/status", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(rw).Encode(w.Status())
 	})
-	// An operator confirms removals held by the mass-removal guard.
-	mux.HandleFunc("POST /api/confirm-removals", func(rw http.ResponseWriter, _ *http.Request) {
-		w.engine.Confirm()
-		w.log.Warn("held mass removal confirmed over HTTP")
+	// An operator confirms removals held by the mass-removal guard: of every
+	// task, or of one (?task=ID).
+	mux.HandleFunc("POST /api/confirm-removals", func(rw http.ResponseWriter, r *http.Request) {
+		var id int64
+		if q := r.URL.Query().Get("task"); q != "" {
+			n, err := strconv.ParseInt(strings.TrimPrefix(q, "task-"), 10, 64)
+			if err != nil || n <= 0 {
+				http.Error(rw, fmt.Sprintf("task %q: want a task id", q), http.StatusBadRequest)
+				return
+			}
+			id = n
+		}
+		if n := w.Confirm(id); n == 0 && id != 0 {
+			http.Error(rw, fmt.Sprintf("task %d is not running on this worker", id), http.StatusNotFound)
+			return
+		}
+		w.log.Warn("held mass removal confirmed over HTTP", "task", id)
 		rw.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(rw).Encode(w.Status())
 	})
@@ -322,6 +351,23 @@ func (w *Worker) serveHTTP() error {
 	return nil
 }
 
+// Confirm releases the removals held by the mass-removal guard of the task
+// with id (0: of every running task) and returns how many engines it told.
+func (w *Worker) Confirm(id int64) int {
+	w.mgr.mu.Lock()
+	var engines []*syncer.Engine
+	for tid, r := range w.mgr.running {
+		if id == 0 || tid == id {
+			engines = append(engines, r.engine)
+		}
+	}
+	w.mgr.mu.Unlock()
+	for _, e := range engines {
+		e.Confirm()
+	}
+	return len(engines)
+}
+
 // HTTPAddr is the worker's HTTP address ("" when disabled).
 func (w *Worker) HTTPAddr() string {
 	if w.httpLis == nil {
@@ -332,46 +378,129 @@ func (w *Worker) HTTPAddr() string {
 
 // Status is what /api/status answers.
 type Status struct {
-	Worker    string
-	ZKSynced  bool
-	Registry  string
+	Worker string
+	// ZKSynced: at least one task runs and every running task's ZooKeeper
+	// view is synced.
+	ZKSynced bool
+	// Registry is the registry server the first running task talks to.
+	Registry string
+	// Engine sums the running tasks' engines (OwnedShards is the worker's,
+	// shared by all tasks).
 	Engine    syncer.Status
 	OwnedKeys int
+	// Tasks lists every task of the store but deleted ones, by id.
+	Tasks []TaskStatus
+}
+
+// TaskStatus is one task as this worker sees it.
+type TaskStatus struct {
+	ID              int64
+	State           store.TaskState
+	Scope           store.TaskScope
+	Service         string   `json:",omitempty"`
+	Include         []string `json:",omitempty"`
+	Exclude         []string `json:",omitempty"`
+	ZKCluster       string   // name (or "id N" when it does not exist)
+	RegistryCluster string
+	Namespace       string `json:",omitempty"`
+	Group           string `json:",omitempty"`
+	// Running: this worker runs the task's engine now.
+	Running bool
+	// Error says why a running task does not run.
+	Error    string `json:",omitempty"`
+	ZKSynced bool
+	Registry string        `json:",omitempty"`
+	// RegistryMode is how synced instances are kept: "batch-beat" (Ferry's
+	// merged beats) or "nacos-fallback" (connection-bound batches, a real
+	// Nacos target).
+	RegistryMode string        `json:",omitempty"`
+	Engine       syncer.Status // zero unless Running
 }
 
 // Status reports the worker's state now.
 func (w *Worker) Status() Status {
-	return Status{Worker: w.cfg.WorkerID, ZKSynced: w.watcher.Synced() && w.watcher.Connected(),
-		Registry: w.client.CurrentServer(), Engine: w.engine.Status(), OwnedKeys: len(w.lessor.Owned())}
+	st := Status{Worker: w.cfg.WorkerID, OwnedKeys: len(w.lessor.Owned()), Engine: syncer.Status{Skipped: map[syncer.SkipReason]int{}}}
+	m := w.mgr
+	m.mu.Lock()
+	rows := m.rows
+	runs := make(map[int64]*taskRun, len(m.running))
+	for id, r := range m.running {
+		runs[id] = r
+	}
+	problems := make(map[int64]string, len(m.problems))
+	for id, p := range m.problems {
+		problems[id] = p
+	}
+	zkNames, regNames := m.zkNames, m.regNames
+	m.mu.Unlock()
+	name := func(names map[int64]string, id int64) string {
+		if n, ok := names[id]; ok {
+			return n
+		}
+		return fmt.Sprintf("id %d", id)
+	}
+	synced := len(runs) > 0
+	for _, t := range rows {
+		if t.State == store.TaskDeleted {
+			continue
+		}
+		ts := TaskStatus{ID: t.ID, State: t.State, Scope: t.Scope, Service: t.Service, Include: t.Include, Exclude: t.Exclude,
+			ZKCluster: name(zkNames, t.SourceClusterID), RegistryCluster: name(regNames, t.DestClusterID), Error: problems[t.ID]}
+		if r, ok := runs[t.ID]; ok {
+			ts.Running = true
+			ts.Namespace, ts.Group = r.spec.namespace, r.spec.group
+			ts.ZKSynced = r.src.Synced()
+			ts.Registry = r.client.c.CurrentServer()
+			ts.RegistryMode = r.client.reg.Mode()
+			ts.Engine = r.engine.Status()
+			synced = synced && ts.ZKSynced
+			if st.Registry == "" {
+				st.Registry = ts.Registry
+			}
+			e := &st.Engine
+			e.OwnedShards = max(e.OwnedShards, ts.Engine.OwnedShards)
+			e.Services += ts.Engine.Services
+			e.Pending += ts.Engine.Pending
+			e.Desired += ts.Engine.Desired
+			e.Registered += ts.Engine.Registered
+			for k, v := range ts.Engine.Skipped {
+				e.Skipped[k] += v
+			}
+			for _, s := range ts.Engine.MassHeld {
+				e.MassHeld = append(e.MassHeld, taskName(t.ID)+":"+s)
+			}
+		}
+		st.Tasks = append(st.Tasks, ts)
+	}
+	st.ZKSynced = synced
+	return st
 }
 
-// Stop ends the worker in order: the engine (stops beating, deregisters
-// nothing), the leases (released so a successor takes over at once), the
-// registry client, the watcher, the event writer, HTTP, the store.
-// Idempotent; bounded by ctx.
+// Stop ends the worker in order: the task reloads and every engine (stops
+// beating, deregisters nothing), the leases (released so a successor takes
+// over at once), the registry clients and watchers, the event writer, HTTP,
+// the store. Idempotent; bounded by ctx.
 func (w *Worker) Stop(ctx context.Context) {
 	w.once.Do(func() {
-		if w.engine != nil {
-			if err := w.engine.Stop(ctx); err != nil {
-				w.log.Warn("engine stop", "err", err)
-			}
+		if w.mgrCancel != nil {
+			w.mgrCancel() // the reload loop ends; a converge under way finishes first
+		}
+		if w.mgr != nil {
+			w.mgr.stopEngines(ctx)
 		}
 		if w.lessor != nil {
 			if err := w.lessor.Stop(ctx); err != nil {
 				w.log.Warn("lessor stop", "err", err)
 			}
 		}
-		if w.client != nil {
-			_ = w.client.Close()
-		}
-		if w.watcher != nil {
-			_ = w.watcher.Stop(ctx)
+		if w.mgr != nil {
+			w.mgr.closeShares()
 		}
 		if w.httpSrv != nil {
 			_ = w.httpSrv.Shutdown(ctx)
 		}
 		if w.cancel != nil {
-			w.cancel()
+			w.cancel() // the event writer flushes what the engines recorded
 		}
 		w.wg.Wait()
 		if w.st != nil {
