@@ -599,6 +599,10 @@ func (r *Registry) DeregisterBeatKeptMany(items []BeatRequest) (errs []error) {
 			errs[i] = fmt.Errorf("%w: deregister without a valid ip and port", ErrInvalidParam)
 			continue
 		}
+		if a.Cluster != "" && !validCluster(a.Cluster) {
+			errs[i] = fmt.Errorf("%w: cluster %q", ErrInvalidParam, a.Cluster)
+			continue
+		}
 		id := BeatClientID(a.IP, a.Port)
 		if c := r.clients[id]; c != nil {
 			if e := c.entries[k]; e != nil && (a.Cluster == "" || e.insts[0].Cluster == a.Cluster) &&

@@ -463,8 +463,9 @@ func TestDeregisterBeatKeptMany(t *testing.T) {
 		{Key: ServiceKey{Name: "bad@@name"}, Instance: Instance{IP: "10.0.0.1", Port: 1}},
 		{Key: other, Instance: Instance{IP: "10.0.0.9", Port: 1, Cluster: "c1"}},
 		{Key: other, Instance: Instance{IP: "10.0.0.8", Port: 2}}, // not beat-kept: nothing
+		{Key: demo, Instance: Instance{IP: "10.0.0.3", Port: 20880, Cluster: "bad cluster"}},
 	})
-	for i, want := range []bool{false, false, false, false, true, true, false, false} {
+	for i, want := range []bool{false, false, false, false, true, true, false, false, true} {
 		if (errs[i] != nil) != want {
 			t.Errorf("item %d: err %v", i, errs[i])
 		}
