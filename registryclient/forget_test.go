@@ -1,7 +1,10 @@
 package registryclient
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,5 +257,93 @@ func TestForgetFollowsRedirect(t *testing.T) {
 	}
 	if a.keptCount() != 1 {
 		t.Fatalf("a holds %d", a.keptCount())
+	}
+}
+
+// registrySum is the sum of the in-repo server's histogram name over the
+// series whose label has value (seconds spent in handlers).
+func (r *realServer) registrySum(t testing.TB, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := r.prom.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					sum += m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+// BenchmarkForget1000: one op forgets 1,000 beat-kept instances of one
+// service on the in-repo registry node (registered again, untimed, before
+// each op): "batch" with one FerryBatchDeregisterRequest, "http" with one
+// HTTP DELETE per instance (the path without the extension). Reported:
+// registry requests, handler time and change notifications per op, and the
+// process CPU (client and registry: both ends of the loopback).
+func BenchmarkForget1000(b *testing.B) {
+	for _, path := range []string{"batch", "http"} {
+		b.Run(path, func(b *testing.B) {
+			r := startRealBy(b, registryserver.Open, nil)
+			notified := 0
+			var mu sync.Mutex
+			r.s.Naming().OnChange(func(naming.ServiceKey) { mu.Lock(); notified++; mu.Unlock() })
+			cfg := testConfig(b, r.addr)
+			cfg.Logger = slog.New(slog.DiscardHandler)
+			c := startClient(b, cfg)
+			ctx := context.Background()
+			svc := ServiceRef{Name: "providers:com.example.Forget"}
+			insts := instances(1000, "10.4")
+			var cpu time.Duration
+			var handler float64
+			var requests, notes int
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if err := c.Keep(ctx, svc, insts); err != nil {
+					b.Fatal(err)
+				}
+				if path == "http" {
+					c.batchDereg.Store(capUnsupported)
+				}
+				mu.Lock()
+				n0 := notified
+				mu.Unlock()
+				rq0 := r.deregisterRPCs(b) + r.httpDeletes(b)
+				h0 := r.registrySum(b, "ferry_registry_grpc_request_seconds", "type", wire.TypeFerryBatchDeregisterRequest) +
+					r.registrySum(b, "ferry_registry_http_request_seconds", "route", "DELETE /nacos/v1/ns/instance")
+				b.StartTimer()
+				c0 := cpuNow()
+				if err := c.Forget(ctx, svc); err != nil {
+					b.Fatal(err)
+				}
+				cpu += cpuNow() - c0
+				b.StopTimer()
+				requests += r.deregisterRPCs(b) + r.httpDeletes(b) - rq0
+				handler += r.registrySum(b, "ferry_registry_grpc_request_seconds", "type", wire.TypeFerryBatchDeregisterRequest) +
+					r.registrySum(b, "ferry_registry_http_request_seconds", "route", "DELETE /nacos/v1/ns/instance") - h0
+				mu.Lock()
+				notes += notified - n0
+				mu.Unlock()
+				if got := r.hosts(b, svc); got != 0 {
+					b.Fatalf("%d instances left", got)
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(notes)/float64(b.N), "notifications/op")
+			b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+			b.ReportMetric(handler*1000/float64(b.N), "handler-ms/op")
+			b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/op")
+		})
 	}
 }
