@@ -416,30 +416,6 @@ func (c *Client) Release(svc ServiceRef, addrs ...Addr) {
 	c.beats.mu.Unlock()
 }
 
-// Forget stops beating addrs of svc (all when none given) and deregisters
-// them (HTTP DELETE /nacos/v1/ns/instance with ephemeral=true on the
-// responsible node, falling back to the other servers).
-func (c *Client) Forget(ctx context.Context, svc ServiceRef, addrs ...Addr) error {
-	svc, err := c.ref(svc)
-	if err != nil {
-		return err
-	}
-	c.beats.mu.Lock()
-	removed := c.beats.release(svc, addrs)
-	node := c.beats.redirect[svc]
-	c.beats.mu.Unlock()
-	if len(addrs) == 0 {
-		for _, e := range removed {
-			addrs = append(addrs, e.key.addr)
-		}
-	}
-	var errs []error
-	for _, a := range addrs {
-		errs = append(errs, c.httpDeregister(ctx, node, svc, a))
-	}
-	return errors.Join(errs...)
-}
-
 // KeptCount is the number of beat-kept instances.
 func (c *Client) KeptCount() int {
 	c.beats.mu.Lock()

@@ -70,6 +70,10 @@ type Client struct {
 	resets chan resetOrder // a server's ConnectResetRequest
 
 	batchBeat atomic.Int32 // capability: 0 unknown, 1 supported, 2 unsupported
+	// batchDereg is capUnsupported once a server offering batch beats
+	// answered FerryBatchDeregisterRequest 302 (an older Ferry); reset on
+	// every new main connection.
+	batchDereg atomic.Int32
 
 	naming   namingState
 	beats    beatState
@@ -236,6 +240,7 @@ func (c *Client) connectLoop() {
 		}
 		first = false
 		c.log.Info("connected", "server", srv.Addr(), "connectionId", s.connID, "batchBeat", s.batchBeat)
+		c.batchDereg.Store(capUnknown)
 		if s.batchBeat {
 			c.batchBeat.Store(capSupported)
 		} else {

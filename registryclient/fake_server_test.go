@@ -31,6 +31,9 @@ type fakeServer struct {
 	gs        *grpc.Server
 	hs        *http.Server
 	batchBeat bool
+	// batchDereg serves FerryBatchDeregisterRequest (with batchBeat); off,
+	// it is answered 302 like an older Ferry.
+	batchDereg bool
 
 	mu         sync.Mutex
 	conns      map[string]*fakeConn
@@ -285,6 +288,34 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 			all = append(all, wire.BeatResult{Status: wire.BeatOK})
 		}
 		out.Answer(r, all)
+		resp = out
+	case *wire.FerryBatchDeregisterRequest:
+		if !f.batchBeat || !f.batchDereg {
+			resp = wire.NewErrorResponse(wire.CodeNoHandler, "no handler for FerryBatchDeregisterRequest")
+			break
+		}
+		var all []wire.BeatResult
+		for _, b := range r.Items() {
+			svc := ServiceRef{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName}
+			if f.redirectTo != nil {
+				if to := f.redirectTo(svc); to != "" && to != f.addr {
+					all = append(all, wire.BeatResult{Status: wire.BeatRedirect, Redirect: to})
+					continue
+				}
+			}
+			if b.Port == 0 || b.IP == "bad" {
+				all = append(all, wire.BeatResult{Status: wire.BeatInvalid, Message: "bad address"})
+				continue
+			}
+			k := b.IP + ":" + strconv.Itoa(b.Port) + ":" + b.Cluster
+			if _, ok := f.kept[svc][k]; ok {
+				delete(f.kept[svc], k)
+				pushes = append(pushes, svc)
+			}
+			all = append(all, wire.BeatResult{Status: wire.BeatOK})
+		}
+		out := &wire.FerryBatchDeregisterResponse{ResponseHeader: wire.Okay()}
+		out.Answer(all)
 		resp = out
 	default:
 		resp = wire.NewErrorResponse(wire.CodeNoHandler, "no handler for "+m.TypeName())

@@ -18,7 +18,8 @@ type metrics struct {
 	drops         prometheus.Counter
 	reconnects    prometheus.Counter
 	pushes        prometheus.Counter
-	currentServer *prometheus.GaugeVec // server: 1 for the one in use
+	deregistered  *prometheus.CounterVec // path: batch, http
+	currentServer *prometheus.GaugeVec   // server: 1 for the one in use
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "ferry", Subsystem: "registryclient", Name: "pushes_total",
 			Help: "NotifySubscriberRequest pushes received.",
 		}),
+		deregistered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registryclient", Name: "deregistered_total",
+			Help: "Beat-kept instances deregistered by Forget, by path (batch: FerryBatchDeregisterRequest, http: one DELETE each).",
+		}, []string{"path"}),
 		currentServer: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ferry", Subsystem: "registryclient", Name: "current_server",
 			Help: "1 for the server the client is connected to.",
@@ -68,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.requests, m.latency, m.beatsSent, m.beatBatch, m.beatResults,
-			m.redirects, m.drops, m.reconnects, m.pushes, m.currentServer} {
+			m.redirects, m.drops, m.reconnects, m.pushes, m.deregistered, m.currentServer} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("%w: Registerer: %v", ErrInvalidConfig, err)
 			}

@@ -3,6 +3,7 @@ package registryclient
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -28,6 +29,14 @@ func startReal(t testing.TB) *realServer { return startRealWith(t, nil) }
 
 func startRealWith(t testing.TB, tune func(*registryserver.Config)) *realServer {
 	t.Helper()
+	return startRealBy(t, registryserver.New, tune)
+}
+
+// startRealBy starts a server built by build: registryserver.New (naming
+// core and gRPC) or registryserver.Open (the whole node, HTTP API too).
+func startRealBy(t testing.TB, build func(registryserver.Config, *slog.Logger, *prometheus.Registry) (*registryserver.Server, error),
+	tune func(*registryserver.Config)) *realServer {
+	t.Helper()
 	cfg := registryserver.DefaultConfig()
 	cfg.Port = 0
 	cfg.DataDir = t.TempDir()
@@ -36,7 +45,7 @@ func startRealWith(t testing.TB, tune func(*registryserver.Config)) *realServer 
 		tune(&cfg)
 	}
 	prom := prometheus.NewRegistry()
-	s, err := registryserver.New(cfg, testLogger(t).With("side", "server"), prom)
+	s, err := build(cfg, testLogger(t).With("side", "server"), prom)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,15 @@ func (*NotifySubscriberResponse) TypeName() string  { return TypeNotifySubscribe
 func (*FerryBatchBeatRequest) TypeName() string     { return TypeFerryBatchBeatRequest }
 func (*FerryBatchBeatResponse) TypeName() string    { return TypeFerryBatchBeatResponse }
 
+// Ferry's bulk deregister (merged-beat extension, same capability flag).
+const (
+	TypeFerryBatchDeregisterRequest  = "FerryBatchDeregisterRequest"
+	TypeFerryBatchDeregisterResponse = "FerryBatchDeregisterResponse"
+)
+
+func (*FerryBatchDeregisterRequest) TypeName() string  { return TypeFerryBatchDeregisterRequest }
+func (*FerryBatchDeregisterResponse) TypeName() string { return TypeFerryBatchDeregisterResponse }
+
 // New returns a new zero message of a known type name, or false. It is the
 // type-name registry of the naming, internal and config modules; other
 // modules add theirs through Codec.Register.
@@ -125,6 +134,10 @@ func New(typeName string) (Message, bool) {
 		return &FerryBatchBeatRequest{}, true
 	case TypeFerryBatchBeatResponse:
 		return &FerryBatchBeatResponse{}, true
+	case TypeFerryBatchDeregisterRequest:
+		return &FerryBatchDeregisterRequest{}, true
+	case TypeFerryBatchDeregisterResponse:
+		return &FerryBatchDeregisterResponse{}, true
 	}
 	return newConfig(typeName)
 }

@@ -70,6 +70,15 @@ func TestEncodeJSON(t *testing.T) {
 			`{"abilityTable":{"supportPersistentInstanceByGrpc":true},"module":"internal"}`},
 		{"batch beat response", &FerryBatchBeatResponse{ResponseHeader: Okay(), ClientBeatInterval: 5000, Results: []BeatResult{{Status: BeatOK}, {Status: BeatRedirect, Redirect: "10.0.0.2:8848"}}},
 			"FerryBatchBeatResponse", `{"resultCode":200,"errorCode":0,"success":true,"clientBeatInterval":5000,"results":[{"status":"ok"},{"status":"redirect","redirect":"10.0.0.2:8848"}]}`},
+		{"batch deregister request", &FerryBatchDeregisterRequest{Groups: []BeatGroup{
+			{Namespace: "public", GroupName: "DEFAULT_GROUP", ServiceName: "providers:a", Addrs: []string{"10.0.0.1:20880", "[::1]:20880"}},
+			{Namespace: "public", GroupName: "DEFAULT_GROUP", ServiceName: "providers:b", Cluster: "c1", Addrs: []string{"10.0.0.2:1"}}}},
+			"FerryBatchDeregisterRequest", `{"module":"naming","groups":[{"namespace":"public","groupName":"DEFAULT_GROUP","serviceName":"providers:a","addrs":["10.0.0.1:20880","[::1]:20880"]},{"namespace":"public","groupName":"DEFAULT_GROUP","serviceName":"providers:b","cluster":"c1","addrs":["10.0.0.2:1"]}]}`},
+		{"batch deregister response, all ok", &FerryBatchDeregisterResponse{ResponseHeader: Okay()},
+			"FerryBatchDeregisterResponse", `{"resultCode":200,"errorCode":0,"success":true}`},
+		{"batch deregister response, exceptions", &FerryBatchDeregisterResponse{ResponseHeader: Okay(), Exceptions: []BeatException{
+			{Index: 1, BeatResult: BeatResult{Status: BeatRedirect, Redirect: "10.0.0.2:8848"}}, {Index: 2, BeatResult: BeatResult{Status: BeatInvalid, Message: "bad"}}}},
+			"FerryBatchDeregisterResponse", `{"resultCode":200,"errorCode":0,"success":true,"exceptions":[{"index":1,"status":"redirect","redirect":"10.0.0.2:8848"},{"index":2,"status":"invalid","message":"bad"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,7 +226,7 @@ func TestEveryTypeKnown(t *testing.T) {
 		TypeBatchInstanceRequest, TypeBatchInstanceResponse, TypePersistentInstanceRequest, TypeServiceQueryRequest,
 		TypeQueryServiceResponse, TypeServiceListRequest, TypeServiceListResponse, TypeSubscribeServiceRequest,
 		TypeSubscribeServiceResponse, TypeNotifySubscriberRequest, TypeNotifySubscriberResponse, TypeFerryBatchBeatRequest,
-		TypeFerryBatchBeatResponse} {
+		TypeFerryBatchBeatResponse, TypeFerryBatchDeregisterRequest, TypeFerryBatchDeregisterResponse} {
 		m, ok := New(n)
 		if !ok || m.TypeName() != n {
 			t.Errorf("%s: %v %v", n, ok, m)
@@ -365,6 +374,44 @@ func TestBatchBeatAnswer(t *testing.T) {
 		{Results: nil},
 		{Results: []BeatResult{{Status: BeatOK}}, Exceptions: []BeatException{{Index: 3}}},
 		{Results: []BeatResult{{Status: BeatOK}}, Exceptions: []BeatException{{Index: -1}}},
+	} {
+		if _, err := bad.All(req); err == nil {
+			t.Errorf("All(%+v) accepted", bad)
+		}
+	}
+}
+
+func TestBatchDeregisterAnswer(t *testing.T) {
+	req := &FerryBatchDeregisterRequest{
+		Groups: []BeatGroup{{ServiceName: "b", Cluster: "c1", Addrs: []string{"10.0.0.2:2", "[::1]:3"}}, {ServiceName: "d", Addrs: []string{"bad"}}},
+	}
+	items := req.Items()
+	if req.Len() != 3 || len(items) != 3 || items[0].ServiceName != "b" || items[0].IP != "10.0.0.2" || items[0].Port != 2 ||
+		items[0].Cluster != "c1" || items[1].IP != "::1" || items[2].ServiceName != "d" || items[2].IP != "bad" || items[2].Port != 0 {
+		t.Fatalf("items %+v", items)
+	}
+	all := []BeatResult{{Status: BeatOK}, {Status: BeatRedirect, Redirect: "n:8848"}, {Status: BeatInvalid, Message: "m"}}
+	var resp FerryBatchDeregisterResponse
+	resp.Answer(all)
+	if len(resp.Exceptions) != 2 || resp.Exceptions[0].Index != 1 || resp.Exceptions[1].Index != 2 {
+		t.Fatalf("answer %+v", resp)
+	}
+	p, err := Encode(&resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewCodec(0).Decode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := m.(*FerryBatchDeregisterResponse).All(req)
+	if err != nil || !reflect.DeepEqual(back, all) {
+		t.Fatalf("All = %+v, %v; want %+v", back, err, all)
+	}
+	// Answers that do not match the request are errors, never a panic.
+	for _, bad := range []FerryBatchDeregisterResponse{
+		{Exceptions: []BeatException{{Index: 3}}},
+		{Exceptions: []BeatException{{Index: -1}}},
 	} {
 		if _, err := bad.All(req); err == nil {
 			t.Errorf("All(%+v) accepted", bad)

@@ -18,12 +18,22 @@
 // not register it), "redirect" (another node is responsible: Redirect is its
 // main HTTP "host:port"; the gRPC port is +1000) or "invalid".
 //
+// FerryBatchDeregisterRequest removes many beat-kept instances at once, in
+// the compact group form (one service, many "ip:port" addresses).
+// FerryBatchDeregisterResponse lists only the addresses that are not "ok",
+// by index over all group addresses: "redirect" or "invalid". An address
+// the server does not know is "ok", as Nacos answers a deregister of an
+// unknown instance with success. It belongs to the same extension and the
+// same capability flag as merged beats: a server offering ferryBatchBeat
+// serves both.
+//
 // How a client tells Ferry from a real Nacos: Ferry's ServerCheckResponse
 // carries "ferryBatchBeat":true, a field Nacos SDKs ignore. A real Nacos
 // answers an unknown request type (so FerryBatchBeatRequest) with an
 // ErrorResponse of errorCode 302 (NO_HANDLER, GrpcRequestAcceptor), so a
 // client that skipped the check still learns it on its first batch beat and
-// must fall back to per-instance registration.
+// must fall back to per-instance registration (and to one HTTP DELETE per
+// instance when FerryBatchDeregisterRequest is answered 302).
 //
 // This package imports nothing else of Ferry's.
 package wire

@@ -350,7 +350,12 @@ func (r *FerryBatchBeatRequest) Len() int {
 func (r *FerryBatchBeatRequest) Items() []BeatItem {
 	out := make([]BeatItem, 0, r.Len())
 	out = append(out, r.Beats...)
-	for _, g := range r.Groups {
+	return groupItems(out, r.Groups)
+}
+
+// groupItems appends each group address to out as a light item.
+func groupItems(out []BeatItem, groups []BeatGroup) []BeatItem {
+	for _, g := range groups {
 		for _, a := range g.Addrs {
 			ip, port := SplitBeatAddr(a)
 			if port == 0 {
@@ -390,6 +395,69 @@ func BeatAddr(ip string, port int) string {
 		return "[" + ip + "]:" + strconv.Itoa(port)
 	}
 	return ip + ":" + strconv.Itoa(port)
+}
+
+// FerryBatchDeregisterRequest removes many beat-kept instances at once
+// (Ferry's bulk deregister, part of the merged-beat extension and offered
+// under the same ferryBatchBeat capability): every address of Groups, in
+// order. A group's empty Cluster matches the instance whatever its cluster
+// (a beat-kept publisher holds one instance per service and ip:port).
+type FerryBatchDeregisterRequest struct {
+	RequestHeader
+	Groups []BeatGroup `json:"groups"`
+}
+
+// Len is the number of instances the request deregisters.
+func (r *FerryBatchDeregisterRequest) Len() int {
+	n := 0
+	for i := range r.Groups {
+		n += len(r.Groups[i].Addrs)
+	}
+	return n
+}
+
+// Items returns every address of the request as a light BeatItem, in
+// answer order. An address that does not parse keeps its text in IP and
+// Port 0 (the server answers it "invalid").
+func (r *FerryBatchDeregisterRequest) Items() []BeatItem {
+	return groupItems(make([]BeatItem, 0, r.Len()), r.Groups)
+}
+
+// FerryBatchDeregisterResponse answers FerryBatchDeregisterRequest: every
+// address is "ok" (removed, or not there: Nacos answers a deregister of an
+// unknown instance with success) unless listed in Exceptions, with Index
+// over all group addresses in order: "redirect" (another node is
+// responsible) or "invalid".
+type FerryBatchDeregisterResponse struct {
+	ResponseHeader
+	Exceptions []BeatException `json:"exceptions,omitempty"`
+}
+
+// Answer fills Exceptions from one result per address of the request.
+func (r *FerryBatchDeregisterResponse) Answer(all []BeatResult) {
+	r.Exceptions = r.Exceptions[:0]
+	for i, res := range all {
+		if res.Status != BeatOK {
+			r.Exceptions = append(r.Exceptions, BeatException{Index: i, BeatResult: res})
+		}
+	}
+}
+
+// All expands the answer to one result per address of req, in order; an
+// error when it does not match req.
+func (r *FerryBatchDeregisterResponse) All(req *FerryBatchDeregisterRequest) ([]BeatResult, error) {
+	n := req.Len()
+	out := make([]BeatResult, n)
+	for i := range out {
+		out[i].Status = BeatOK
+	}
+	for _, e := range r.Exceptions {
+		if e.Index < 0 || e.Index >= n {
+			return nil, fmt.Errorf("exception index %d out of %d addresses", e.Index, n)
+		}
+		out[e.Index] = e.BeatResult
+	}
+	return out, nil
 }
 
 // Per-item beat statuses.

@@ -48,6 +48,7 @@ func (s *Server) registerNamingHandlers() {
 		// Off, the type has no handler and is answered 302 like any
 		// request type a real Nacos does not know.
 		s.handlers[wire.TypeFerryBatchBeatRequest] = s.handleBatchBeat
+		s.handlers[wire.TypeFerryBatchDeregisterRequest] = s.handleBatchDeregister
 	}
 }
 
@@ -248,6 +249,44 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 	s.met.beats.WithLabelValues(wire.BeatOK).Add(ok)
 	s.met.beats.WithLabelValues(wire.BeatUnknown).Add(unknown)
 	s.met.beats.WithLabelValues(wire.BeatInvalid).Add(invalid)
+	return resp, nil
+}
+
+// handleBatchDeregister answers Ferry's bulk deregister: every group
+// address's beat-kept instance is removed under one registry lock, and
+// subscribers are told once per service. On one node every address is
+// local: ok (removed, or not there, as Nacos answers) or invalid.
+func (s *Server) handleBatchDeregister(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
+	req := r.(*wire.FerryBatchDeregisterRequest)
+	resp := &wire.FerryBatchDeregisterResponse{}
+	all := make([]wire.BeatResult, req.Len())
+	items := make([]naming.BeatRequest, 0, len(all))
+	idx := make([]int, 0, len(all)) // items[j] answers all[idx[j]]
+	i := 0
+	for g := range req.Groups {
+		grp := &req.Groups[g]
+		key := naming.ServiceKey{Namespace: grp.Namespace, Group: grp.GroupName, Name: grp.ServiceName}
+		for _, a := range grp.Addrs {
+			all[i].Status = wire.BeatOK
+			if ip, port := wire.SplitBeatAddr(a); port == 0 {
+				all[i] = wire.BeatResult{Status: wire.BeatInvalid,
+					Message: fmt.Errorf("%w: address %q is not ip:port", naming.ErrInvalidParam, a).Error()}
+			} else {
+				items = append(items, naming.BeatRequest{Key: key, Instance: naming.Instance{IP: ip, Port: port, Cluster: grp.Cluster}})
+				idx = append(idx, i)
+			}
+			i++
+		}
+	}
+	for j, err := range s.reg.DeregisterBeatKeptMany(items) {
+		if err != nil {
+			all[idx[j]] = wire.BeatResult{Status: wire.BeatInvalid, Message: err.Error()}
+		}
+	}
+	resp.Answer(all)
+	invalid := float64(len(resp.Exceptions))
+	s.met.deregs.WithLabelValues(wire.BeatOK).Add(float64(len(all)) - invalid)
+	s.met.deregs.WithLabelValues(wire.BeatInvalid).Add(invalid)
 	return resp, nil
 }
 

@@ -10,6 +10,7 @@ type metrics struct {
 	pushes      *prometheus.CounterVec // by result: ok, fail, timeout, busy
 	pushLatency prometheus.Histogram   // change → ack
 	beats       *prometheus.CounterVec // by status
+	deregs      *prometheus.CounterVec // bulk-deregistered addresses, by status
 	detections  *prometheus.CounterVec // ClientDetectionRequests, by result: ok, dropped
 }
 
@@ -41,13 +42,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ferry", Subsystem: "registry", Name: "batch_beats_total",
 			Help: "Instance beats received through FerryBatchBeatRequest, by status.",
 		}, []string{"status"}),
+		deregs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry", Name: "batch_deregisters_total",
+			Help: "Instance addresses received through FerryBatchDeregisterRequest, by status (ok: removed or not there, invalid).",
+		}, []string{"status"}),
 		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ferry", Subsystem: "registry_grpc", Name: "client_detections_total",
 			Help: "ClientDetectionRequests sent to idle connections, by result (ok, dropped).",
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.connections, m.pushes, m.pushLatency, m.beats, m.detections)
+		reg.MustRegister(m.requests, m.latency, m.connections, m.pushes, m.pushLatency, m.beats, m.deregs, m.detections)
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -440,6 +441,73 @@ func TestBatchBeat(t *testing.T) {
 	}
 }
 
+// TestBatchDeregister: the bulk deregister removes beat-kept instances
+// group by group; an unknown one is ok (as Nacos answers), a bad address
+// or service name is an indexed exception, connection-bound instances are
+// untouched, and listeners hear of each changed service once.
+func TestBatchDeregister(t *testing.T) {
+	s, reg := startServer(t, nil)
+	c := dialRaw(t, s.Addr().String(), true)
+	var mu sync.Mutex
+	changes := map[string]int{}
+	reg.OnChange(func(k naming.ServiceKey) { mu.Lock(); changes[k.Name]++; mu.Unlock() })
+	var items []wire.BeatItem
+	var addrsA []string
+	for i := 1; i <= 50; i++ {
+		ip := fmt.Sprintf("10.0.0.%d", i)
+		items = append(items, wire.BeatItem{ServiceName: "providers:a", Instance: winst(ip, 20880)})
+		addrsA = append(addrsA, ip+":20880")
+	}
+	cb := winst("10.0.1.1", 1)
+	cb.ClusterName = "c1"
+	items = append(items, wire.BeatItem{ServiceName: "providers:b", Instance: cb}, wire.BeatItem{ServiceName: "providers:b", Instance: winst("10.0.1.2", 1)})
+	c.mustCall(&wire.FerryBatchBeatRequest{RegisterIfUnknown: true, Beats: items})
+	c.mustCall(&wire.InstanceRequest{NamingHeader: nh("providers:b"), Type: wire.RegisterInstance, Instance: winst("10.0.1.3", 1)})
+	mu.Lock()
+	clear(changes)
+	mu.Unlock()
+	req := &wire.FerryBatchDeregisterRequest{Groups: []wire.BeatGroup{
+		{Namespace: "public", GroupName: "DEFAULT_GROUP", ServiceName: "providers:a", Addrs: append(addrsA, "10.9.9.9:1")},
+		{ServiceName: "providers:b", Cluster: "c1", Addrs: []string{"10.0.1.1:1", "10.0.1.2:1", "10.0.1.3:1", "nonsense"}},
+		{ServiceName: "bad@@name", Addrs: []string{"10.0.0.1:20880"}},
+	}}
+	r, ok := c.mustCall(req).(*wire.FerryBatchDeregisterResponse)
+	if !ok || !r.OK() {
+		t.Fatalf("bulk deregister: %+v", r)
+	}
+	all, err := r.All(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, res := range all {
+		want := wire.BeatOK
+		if i == 54 || i == 55 { // "nonsense", bad service name
+			want = wire.BeatInvalid
+		}
+		if res.Status != want || (want == wire.BeatInvalid && res.Message == "") {
+			t.Errorf("address %d: %+v, want %s", i, res, want)
+		}
+	}
+	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:a"}, nil, false); len(si.Hosts) != 0 {
+		t.Fatalf("providers:a left with %d hosts", len(si.Hosts))
+	}
+	// 10.0.1.2 is in cluster DEFAULT (the group says c1): kept; 10.0.1.3 is
+	// connection-bound: kept.
+	if si, _ := reg.Select(naming.ServiceKey{Name: "providers:b"}, nil, false); len(si.Hosts) != 2 {
+		t.Fatalf("providers:b: %+v", si.Hosts)
+	}
+	mu.Lock()
+	if changes["providers:a"] != 1 || changes["providers:b"] != 1 || len(changes) != 2 {
+		t.Errorf("listeners told %v, want each service once", changes)
+	}
+	mu.Unlock()
+	// Again: nothing left to remove, every address ok.
+	r = c.mustCall(&wire.FerryBatchDeregisterRequest{Groups: req.Groups[:1]}).(*wire.FerryBatchDeregisterResponse)
+	if !r.OK() || len(r.Exceptions) != 0 {
+		t.Fatalf("second bulk deregister: %+v", r)
+	}
+}
+
 // TestBatchBeatOff: with FerryBatchBeat off the server looks like a real
 // Nacos 2.x: no capability flag in the server check, and the extension's
 // request answered like any unknown type (ErrorResponse 302), while the
@@ -455,6 +523,11 @@ func TestBatchBeatOff(t *testing.T) {
 	e, ok := r.(*wire.ErrorResponse)
 	if !ok || e.ErrorCode != wire.CodeNoHandler || e.Success {
 		t.Fatalf("batch beat with the extension off: %+v", r)
+	}
+	// The bulk deregister belongs to the same extension: 302 as well.
+	dr := c.mustCall(&wire.FerryBatchDeregisterRequest{Groups: []wire.BeatGroup{{ServiceName: "providers:a", Addrs: []string{"10.0.0.1:20880"}}}})
+	if d, ok := dr.(*wire.ErrorResponse); !ok || d.ErrorCode != wire.CodeNoHandler {
+		t.Fatalf("bulk deregister with the extension off: %+v", dr)
 	}
 	// The same answer as a type nobody knows.
 	p := &wire.Payload{Metadata: &wire.Metadata{Type: "NoSuchRequest"}}

@@ -128,3 +128,49 @@ func BenchmarkExpire30k(b *testing.B) {
 		r.Expire(now)
 	}
 }
+
+// BenchmarkDeregisterBeatKept1000 removes 1,000 beat-kept instances of 10
+// services one call each (HTTP DELETE's path) and in one call (the bulk
+// deregister's path); registering them again is outside the timer.
+func BenchmarkDeregisterBeatKept1000(b *testing.B) {
+	items := make([]BeatRequest, 1000)
+	for i := range items {
+		items[i] = BeatRequest{Key: ServiceKey{Name: "svc" + strconv.Itoa(i%10)},
+			Instance: Instance{IP: "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250), Port: 20880, Weight: 1, Healthy: true, Enabled: true, Metadata: dubboMeta(i)}}
+	}
+	run := func(b *testing.B, deregister func(r *Registry)) {
+		r := NewRegistry(DefaultConfig(), nil)
+		notified := 0
+		r.OnChange(func(ServiceKey) { notified++ })
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			for _, it := range items {
+				if err := r.RegisterBeatKept(it.Key, it.Instance); err != nil {
+					b.Fatal(err)
+				}
+			}
+			notified = 0
+			b.StartTimer()
+			deregister(r)
+		}
+		b.ReportMetric(float64(notified), "notifications/op")
+	}
+	b.Run("one-by-one", func(b *testing.B) {
+		run(b, func(r *Registry) {
+			for _, it := range items {
+				if err := r.DeregisterBeatKept(it.Key, Addr{IP: it.Instance.IP, Port: it.Instance.Port}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("many", func(b *testing.B) {
+		run(b, func(r *Registry) {
+			for _, err := range r.DeregisterBeatKeptMany(items) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}

@@ -568,6 +568,60 @@ func (r *Registry) DeregisterBeatKept(key ServiceKey, a Addr) error {
 	return nil
 }
 
+// DeregisterBeatKeptMany is DeregisterBeatKept for many instances under one
+// lock (Ferry's bulk deregister): each item names a beat-kept instance by
+// Key and Instance.IP, Port and Cluster ("" matches any cluster). Listeners
+// are told once per changed service. errs[i] is non-nil for an item whose
+// key, ip or port is invalid; an instance that is not there is no error
+// (Nacos answers success).
+func (r *Registry) DeregisterBeatKeptMany(items []BeatRequest) (errs []error) {
+	errs = make([]error, len(items))
+	now := r.clock()
+	var changed []ServiceKey
+	var seen map[ServiceKey]struct{} // changed as a set
+	// Items usually come grouped by service: normalize each key once.
+	var prevIn, prevK ServiceKey
+	var prevErr error
+	havePrev := false
+	r.mu.Lock()
+	for i, it := range items {
+		if !havePrev || it.Key != prevIn {
+			prevIn, havePrev = it.Key, true
+			prevK, prevErr = r.NormalizeKey(it.Key)
+		}
+		k, err := prevK, prevErr
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		a := it.Instance
+		if a.IP == "" || a.Port < 1 || a.Port > 65535 {
+			errs[i] = fmt.Errorf("%w: deregister without a valid ip and port", ErrInvalidParam)
+			continue
+		}
+		if a.Cluster != "" && !validCluster(a.Cluster) {
+			errs[i] = fmt.Errorf("%w: cluster %q", ErrInvalidParam, a.Cluster)
+			continue
+		}
+		id := BeatClientID(a.IP, a.Port)
+		if c := r.clients[id]; c != nil {
+			if e := c.entries[k]; e != nil && (a.Cluster == "" || e.insts[0].Cluster == a.Cluster) &&
+				r.removeEntryLocked(id, k, now) && (len(changed) == 0 || changed[len(changed)-1] != k) {
+				if seen == nil {
+					seen = map[ServiceKey]struct{}{}
+				}
+				if _, ok := seen[k]; !ok {
+					seen[k] = struct{}{}
+					changed = append(changed, k)
+				}
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.notify(changed)
+	return errs
+}
+
 // Expire applies time to beat-kept instances (unhealthy after their beat
 // timeout, removed after their delete timeout, both strictly after) and
 // forgets services empty for longer than EmptyServiceTTL. The owner calls it

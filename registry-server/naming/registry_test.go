@@ -2,6 +2,7 @@ package naming
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -439,5 +440,52 @@ func TestKeptIndex(t *testing.T) {
 			}
 		}
 		r.mu.RUnlock()
+	}
+}
+
+func TestDeregisterBeatKeptMany(t *testing.T) {
+	r, _, changes := newTestRegistry(t)
+	other := ServiceKey{Name: "other"}
+	for i := 1; i <= 3; i++ {
+		must(t, r.RegisterBeatKept(demo, inst("10.0.0."+strconv.Itoa(i), 20880)))
+	}
+	c1 := inst("10.0.0.9", 1)
+	c1.Cluster = "c1"
+	must(t, r.RegisterBeatKept(other, c1))
+	must(t, r.Register("conn", other, inst("10.0.0.8", 2))) // connection-bound: untouched
+	*changes = nil
+	errs := r.DeregisterBeatKeptMany([]BeatRequest{
+		{Key: demo, Instance: Instance{IP: "10.0.0.1", Port: 20880}},
+		{Key: demo, Instance: Instance{IP: "10.0.0.2", Port: 20880, Cluster: "DEFAULT"}},
+		{Key: demo, Instance: Instance{IP: "10.0.0.3", Port: 20880, Cluster: "c9"}}, // other cluster: kept
+		{Key: demo, Instance: Instance{IP: "10.0.0.7", Port: 20880}},                // unknown: no error
+		{Key: demo, Instance: Instance{IP: "10.0.0.1", Port: 0}},                    // invalid
+		{Key: ServiceKey{Name: "bad@@name"}, Instance: Instance{IP: "10.0.0.1", Port: 1}},
+		{Key: other, Instance: Instance{IP: "10.0.0.9", Port: 1, Cluster: "c1"}},
+		{Key: other, Instance: Instance{IP: "10.0.0.8", Port: 2}}, // not beat-kept: nothing
+		{Key: demo, Instance: Instance{IP: "10.0.0.3", Port: 20880, Cluster: "bad cluster"}},
+	})
+	for i, want := range []bool{false, false, false, false, true, true, false, false, true} {
+		if (errs[i] != nil) != want {
+			t.Errorf("item %d: err %v", i, errs[i])
+		}
+	}
+	if !errors.Is(errs[4], ErrInvalidParam) {
+		t.Errorf("invalid port: %v", errs[4])
+	}
+	if h := hostsOf(t, r, demo, false); len(h) != 1 || h[0].IP != "10.0.0.3" {
+		t.Fatalf("demo after bulk deregister: %+v", h)
+	}
+	if h := hostsOf(t, r, other, false); len(h) != 1 || h[0].IP != "10.0.0.8" {
+		t.Fatalf("other after bulk deregister: %+v", h)
+	}
+	if len(*changes) != 2 || (*changes)[0] != demoFull || (*changes)[1].Name != "other" {
+		t.Fatalf("listeners told %v, want each service once", *changes)
+	}
+	// Nothing to remove: no notification.
+	*changes = nil
+	r.DeregisterBeatKeptMany([]BeatRequest{{Key: demo, Instance: Instance{IP: "10.0.0.1", Port: 20880}}})
+	if len(*changes) != 0 {
+		t.Fatalf("notified %v for nothing removed", *changes)
 	}
 }

@@ -1,0 +1,236 @@
+package registryclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ferrysync/ferry/wire"
+)
+
+// Forget stops beating addrs of svc (all when none given) and deregisters
+// them. Against a server offering Ferry's extension it sends one
+// FerryBatchDeregisterRequest per responsible node (the redirect cache
+// decides the node, as for beats; split at MaxBatchBeats), follows
+// redirects, and deregisters what the batch could not settle (a node
+// unreachable, too many redirects) one by one over HTTP. Without the
+// extension (the server check did not offer it, or the request is answered
+// 302) every instance goes over HTTP: DELETE /nacos/v1/ns/instance with
+// ephemeral=true on the responsible node, falling back to the other
+// servers. An instance the server does not know counts as deregistered (as
+// Nacos answers). The errors of all instances are joined.
+func (c *Client) Forget(ctx context.Context, svc ServiceRef, addrs ...Addr) error {
+	svc, err := c.ref(svc)
+	if err != nil {
+		return err
+	}
+	c.beats.mu.Lock()
+	removed := c.beats.release(svc, addrs)
+	c.beats.mu.Unlock()
+	if len(addrs) == 0 {
+		for _, e := range removed {
+			addrs = append(addrs, e.key.addr)
+		}
+	}
+	items := make([]beatKey, len(addrs))
+	for i, a := range addrs {
+		items[i] = beatKey{svc: svc, addr: a}
+	}
+	return c.deregister(ctx, items)
+}
+
+// deregister removes beat-kept instances: in batches when the server has
+// the extension, the rest one HTTP DELETE each.
+func (c *Client) deregister(ctx context.Context, items []beatKey) error {
+	if len(items) == 0 {
+		return nil
+	}
+	var errs []error
+	rest := items
+	if c.batchBeat.Load() != capUnsupported && c.batchDereg.Load() != capUnsupported {
+		rest, errs = c.batchDeregister(ctx, items)
+	}
+	for _, it := range rest {
+		c.beats.mu.Lock()
+		node := c.beats.redirect[it.svc]
+		c.beats.mu.Unlock()
+		err := c.httpDeregister(ctx, node, it.svc, it.addr)
+		if err == nil {
+			c.m.deregistered.WithLabelValues("http").Inc()
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// maxDeregisterHops bounds the redirects one instance of a bulk deregister
+// follows before it goes over HTTP.
+const maxDeregisterHops = 3
+
+// errNoBatchDeregister: the server lacks FerryBatchDeregisterRequest.
+var errNoBatchDeregister = errors.New("registryclient: server does not support batch deregister")
+
+// batchDeregister sends items in FerryBatchDeregisterRequests, one per node
+// (split at MaxBatchBeats), following redirects. It returns the items left
+// for HTTP (no extension, a failed request, too many redirects) and the
+// errors of items the server refused as invalid.
+func (c *Client) batchDeregister(ctx context.Context, items []beatKey) (rest []beatKey, errs []error) {
+	pending := items
+	for hop := 0; len(pending) > 0; hop++ {
+		if hop == maxDeregisterHops {
+			return append(rest, pending...), errs
+		}
+		byNode := map[string][]beatKey{}
+		var order []string
+		c.beats.mu.Lock()
+		for _, it := range pending {
+			node := c.beats.redirect[it.svc]
+			if _, ok := byNode[node]; !ok {
+				order = append(order, node)
+			}
+			byNode[node] = append(byNode[node], it)
+		}
+		c.beats.mu.Unlock()
+		pending = nil
+		for _, node := range order {
+			es := byNode[node]
+			for len(es) > 0 {
+				n := min(len(es), c.cfg.MaxBatchBeats)
+				req, ordered := deregisterRequest(es[:n])
+				es = es[n:]
+				if c.batchDereg.Load() == capUnsupported {
+					rest = append(rest, ordered...)
+					continue
+				}
+				all, addr, err := c.sendDeregister(ctx, node, req)
+				if err != nil {
+					// The node's other chunks go the same way.
+					left := append(ordered, es...)
+					es = nil
+					c.clearRedirects(node) // "" clears nothing
+					switch {
+					case errors.Is(err, errNoBatchDeregister):
+						rest = append(rest, left...)
+					case node != "" && ctx.Err() == nil:
+						// The redirect entries of node are cleared: the
+						// next round asks the main server.
+						c.log.Warn("batch deregister failed on a redirect node: asking the main server", "node", node, "count", len(left), "err", err)
+						pending = append(pending, left...)
+					default:
+						c.log.Warn("batch deregister failed: deregistering one by one", "server", addr, "count", len(left), "err", err)
+						rest = append(rest, left...)
+					}
+					continue
+				}
+				settled := 0
+				c.beats.mu.Lock()
+				for i, r := range all {
+					it := ordered[i]
+					switch r.Status {
+					case wire.BeatOK, wire.BeatUnknown:
+						settled++
+					case wire.BeatRedirect:
+						if r.Redirect == "" || r.Redirect == node {
+							delete(c.beats.redirect, it.svc)
+						} else {
+							c.beats.redirect[it.svc] = r.Redirect
+						}
+						c.m.redirects.Inc()
+						pending = append(pending, it)
+					default:
+						errs = append(errs, fmt.Errorf("%w: deregister %s %s:%d at %s: %s", ErrInvalidParam, it.svc, it.addr.IP, it.addr.Port, addr, r.Message))
+					}
+				}
+				c.beats.mu.Unlock()
+				c.m.deregistered.WithLabelValues("batch").Add(float64(settled))
+			}
+		}
+	}
+	return rest, errs
+}
+
+// deregisterRequest builds one request of items, grouped by service and
+// cluster; ordered is items in answer order.
+func deregisterRequest(items []beatKey) (req *wire.FerryBatchDeregisterRequest, ordered []beatKey) {
+	type groupKey struct {
+		svc     ServiceRef
+		cluster string
+	}
+	req = &wire.FerryBatchDeregisterRequest{}
+	gidx := map[groupKey]int{}
+	var members [][]beatKey
+	for _, it := range items {
+		k := groupKey{it.svc, it.addr.Cluster}
+		g, ok := gidx[k]
+		if !ok {
+			g = len(req.Groups)
+			gidx[k] = g
+			req.Groups = append(req.Groups, wire.BeatGroup{Namespace: it.svc.Namespace, GroupName: it.svc.Group,
+				ServiceName: it.svc.Name, Cluster: it.addr.Cluster})
+			members = append(members, nil)
+		}
+		req.Groups[g].Addrs = append(req.Groups[g].Addrs, wire.BeatAddr(it.addr.IP, it.addr.Port))
+		members[g] = append(members[g], it)
+	}
+	ordered = make([]beatKey, 0, len(items))
+	for _, m := range members {
+		ordered = append(ordered, m...)
+	}
+	return req, ordered
+}
+
+// sendDeregister sends one bulk deregister to node ("" = the main
+// connection's server) and returns one result per address, in order, and
+// the server's address. errNoBatchDeregister when the server lacks the
+// extension.
+func (c *Client) sendDeregister(ctx context.Context, node string, req *wire.FerryBatchDeregisterRequest) ([]wire.BeatResult, string, error) {
+	s, err := c.nodeSession(ctx, node)
+	if err != nil {
+		return nil, node, err
+	}
+	addr := s.srv.Addr()
+	if !s.batchBeat {
+		return nil, addr, errNoBatchDeregister
+	}
+	resp, err := c.callOn(ctx, s, req)
+	if err != nil {
+		var se *ServerError
+		if errors.As(err, &se) && se.Code == wire.CodeNoHandler {
+			if c.batchDereg.Swap(capUnsupported) != capUnsupported {
+				c.log.Warn("server has batch beats but no batch deregister: deregistering one by one over HTTP", "server", addr)
+			}
+			return nil, addr, fmt.Errorf("%w: %w", errNoBatchDeregister, err)
+		}
+		if isConnErr(err) {
+			if node == "" {
+				c.kickSession(s)
+			} else {
+				s.close(err)
+			}
+		}
+		return nil, addr, err
+	}
+	r, ok := resp.(*wire.FerryBatchDeregisterResponse)
+	if !ok {
+		return nil, addr, fmt.Errorf("%w: FerryBatchDeregisterRequest at %s: answered %s", ErrProtocol, addr, resp.TypeName())
+	}
+	all, err := r.All(req)
+	if err != nil {
+		return nil, addr, fmt.Errorf("%w: FerryBatchDeregisterRequest at %s: %v", ErrProtocol, addr, err)
+	}
+	return all, addr, nil
+}
+
+// clearRedirects forgets every service cached on node (it failed).
+func (c *Client) clearRedirects(node string) {
+	if node == "" {
+		return
+	}
+	c.beats.mu.Lock()
+	for svc, n := range c.beats.redirect {
+		if n == node {
+			delete(c.beats.redirect, svc)
+		}
+	}
+	c.beats.mu.Unlock()
+}
