@@ -30,6 +30,10 @@ func TestThreeNodes(t *testing.T) {
 	var appliers []*fakeApplier
 	for i := 0; i < 3; i++ {
 		cfg := testConfig(t.TempDir())
+		// Three nodes exchange heartbeats: the single-node tests' 50 ms
+		// timeouts lose leadership on a loaded 2-core machine under -race
+		// (a 55 ms stall was seen), so these use Raft's LAN-like figures.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 		cfg.ServerID = fmt.Sprintf("n%d", i)
 		cfg.BindAddr = "127.0.0.1:0"
 		cfg.Bootstrap = i == 0
