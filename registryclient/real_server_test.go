@@ -214,7 +214,9 @@ func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
 	}
 	r := startRealWith(t, func(c *registryserver.Config) {
 		c.ExpireInterval = 100 * time.Millisecond
-		c.Naming.BeatInterval, c.Naming.BeatTimeout, c.Naming.DeleteTimeout = 100*time.Millisecond, time.Second, 2*time.Second
+		// Timeouts 7× and 10× the beat period: a loaded 2-core machine
+		// under -race stalls for hundreds of ms (1 s was seen to fail).
+		c.Naming.BeatInterval, c.Naming.BeatTimeout, c.Naming.DeleteTimeout = 100*time.Millisecond, 3*time.Second, 4*time.Second
 	})
 	cfg := testConfig(t, r.addr)
 	cfg.BeatInterval, cfg.BeatPeriod = 100*time.Millisecond, 400*time.Millisecond
@@ -229,7 +231,7 @@ func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
 	}
 	c.Release(svcs[0])
 	before, start := r.batchRPCs(t), time.Now()
-	deadline := start.Add(3 * time.Second) // > DeleteTimeout
+	deadline := start.Add(10 * time.Second) // > DeleteTimeout
 	for time.Now().Before(deadline) {
 		if r.hostsOf(t, svcs[0], false) == 0 {
 			break
@@ -241,7 +243,7 @@ func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
 	}
 	// Let wall time pass beyond DeleteTimeout (this is what is tested, not
 	// a synchronisation): everything kept is still there and healthy.
-	time.Sleep(time.Until(start.Add(2500 * time.Millisecond)))
+	time.Sleep(time.Until(start.Add(5 * time.Second)))
 	elapsed := time.Since(start)
 	rpcs := r.batchRPCs(t) - before
 	for _, s := range []int{1, 17, 49} {
