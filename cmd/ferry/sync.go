@@ -22,6 +22,7 @@ func runSync(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.SetOutput(env.stderr)
 	zk := fs.String("zk", strings.Join(cfg.ZK, ","), "ZooKeeper servers, comma separated (seeds the store when it has no task)")
 	root := fs.String("zk-root", cfg.ZKRoot, "Dubbo's root node in ZooKeeper")
+	fs.DurationVar(&cfg.ZKSessionTimeout, "zk-session", cfg.ZKSessionTimeout, "ZooKeeper session timeout (seeds the store when it has no task)")
 	reg := fs.String("registry", strings.Join(cfg.Registry, ","), "registry servers (HTTP host:port; gRPC is port+1000), comma separated")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "store DSN: sqlite://PATH or mysql://user:pass@tcp(host:port)/db")
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "listen address of /metrics and /api/status (empty: off)")

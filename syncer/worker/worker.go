@@ -39,6 +39,9 @@ type Config struct {
 	// ZK is the ZooKeeper connect string's servers; ZKRoot Dubbo's root.
 	ZK     []string
 	ZKRoot string
+	// ZKSessionTimeout is the seeded ZooKeeper cluster's session timeout
+	// (default 30 s; ZooKeeper clamps it to its min/max session timeout).
+	ZKSessionTimeout time.Duration
 	// Registry is the target registry's servers ("host:port", HTTP port;
 	// gRPC is port+1000).
 	Registry  []string
@@ -68,18 +71,19 @@ type Config struct {
 // ZooKeeper and registry.
 func DefaultConfig() Config {
 	return Config{
-		DB:        "sqlite://./data/ferry.db",
-		ZK:        []string{"127.0.0.1:2181"},
-		ZKRoot:    "dubbo",
-		Registry:  []string{"127.0.0.1:8848"},
-		Namespace: "public",
-		Group:     "DEFAULT_GROUP",
-		HTTP:      "127.0.0.1:8083",
-		Lessor:    store.DefaultLessorConfig(""),
-		Engine:    syncer.DefaultConfig(),
-		AppPoll:   2 * time.Second,
-		TaskPoll:  2 * time.Second,
-		Version:   "dev",
+		DB:               "sqlite://./data/ferry.db",
+		ZK:               []string{"127.0.0.1:2181"},
+		ZKRoot:           "dubbo",
+		ZKSessionTimeout: 30 * time.Second,
+		Registry:         []string{"127.0.0.1:8848"},
+		Namespace:        "public",
+		Group:            "DEFAULT_GROUP",
+		HTTP:             "127.0.0.1:8083",
+		Lessor:           store.DefaultLessorConfig(""),
+		Engine:           syncer.DefaultConfig(),
+		AppPoll:          2 * time.Second,
+		TaskPoll:         2 * time.Second,
+		Version:          "dev",
 	}
 }
 
@@ -95,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ZK has no server", ErrConfig)
 	case len(c.Registry) == 0:
 		return fmt.Errorf("%w: Registry has no server", ErrConfig)
+	case c.ZKSessionTimeout < 0:
+		return fmt.Errorf("%w: ZKSessionTimeout %v must be ≥ 0", ErrConfig, c.ZKSessionTimeout)
 	case c.AppPoll <= 0:
 		return fmt.Errorf("%w: AppPoll %v must be > 0", ErrConfig, c.AppPoll)
 	case c.TaskPoll <= 0:
@@ -268,7 +274,7 @@ func ensureTaskOnce(ctx context.Context, st *store.Store, cfg Config, reuse bool
 		return &tasks[0], nil // only paused tasks: the operator paused them
 	}
 	zc := &store.ZKCluster{Name: "zk-" + strings.Join(cfg.ZK, ","), ConnectString: strings.Join(cfg.ZK, ","),
-		Root: "/" + strings.Trim(cfg.ZKRoot, "/"), SessionTimeoutMS: 30000}
+		Root: "/" + strings.Trim(cfg.ZKRoot, "/"), SessionTimeoutMS: cfg.ZKSessionTimeout.Milliseconds()}
 	rc := &store.RegistryCluster{Name: "registry-" + strings.Join(cfg.Registry, ","), Kind: store.RegistryBundled,
 		ServerList: cfg.Registry, Namespace: cfg.Namespace, GroupName: cfg.Group}
 	if reuse {
@@ -409,7 +415,7 @@ type TaskStatus struct {
 	// Error says why a running task does not run.
 	Error    string `json:",omitempty"`
 	ZKSynced bool
-	Registry string        `json:",omitempty"`
+	Registry string `json:",omitempty"`
 	// RegistryMode is how synced instances are kept: "batch-beat" (Ferry's
 	// merged beats) or "nacos-fallback" (connection-bound batches, a real
 	// Nacos target).
