@@ -53,6 +53,11 @@ type Config struct {
 	// MaxSkipped bounds how many skipped node paths are remembered (and
 	// logged once each). Default 10000.
 	MaxSkipped int
+	// OnSkip, when set, is told of each node path skipped for the first
+	// time (among the MaxSkipped remembered) with the reason. It is called
+	// with the watcher's lock held: it must return at once (e.g. hand the
+	// event to a buffer) and must not call the watcher.
+	OnSkip func(path, reason string)
 }
 
 // DefaultConfig returns the defaults; Servers still has to be set.

@@ -767,6 +767,9 @@ func (w *Watcher) skipLocked(p, reason string, err error) {
 	if len(w.skipped) < w.cfg.MaxSkipped {
 		w.skipped[p] = reason
 		w.log.Warn("skipping node", "path", clip(p), "reason", reason, "err", err)
+		if w.cfg.OnSkip != nil {
+			w.cfg.OnSkip(p, reason)
+		}
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -192,7 +194,18 @@ func TestGarbageNodesSkippedAndCountedOnce(t *testing.T) {
 	}
 	mkdirs(t, e.c, "/dubbo/%ZZbad-service/providers")
 	mkdirs(t, e.c, dir+"/"+url.QueryEscape("dubbo://10.3.0.9:1/x")+"/deeper/still") // deeper than expected: a provider all the same
-	w := e.watcher(t, nil)
+	var mu sync.Mutex
+	told := map[string]string{}
+	w := e.watcher(t, func(c *Config) {
+		c.OnSkip = func(p, reason string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := told[p]; dup {
+				t.Errorf("OnSkip told twice of %s", p)
+			}
+			told[p] = reason
+		}
+	})
 	waitFor(t, "synced", w.Synced)
 	s := w.mustSnapshot(t, iface)
 	if len(s.Providers) != 2 || s.Providers["10.3.0.1:20880"].Node != good {
@@ -212,6 +225,11 @@ func TestGarbageNodesSkippedAndCountedOnce(t *testing.T) {
 	again := counter(t, w.m.skipped.WithLabelValues("unparsable")) + counter(t, w.m.skipped.WithLabelValues("undecodable"))
 	if total != 4 || again != total {
 		t.Fatalf("skipped counters %v then %v, want 4 both times", total, again)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !reflect.DeepEqual(told, skipped) {
+		t.Fatalf("OnSkip told %v, Skipped says %v", told, skipped)
 	}
 }
 

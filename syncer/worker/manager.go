@@ -26,6 +26,10 @@ const (
 	EventTaskFailed syncer.EventKind = "task_start_failed"
 	// EventTaskStopped: a task's engine stopped (paused, deleted, changed).
 	EventTaskStopped syncer.EventKind = "task_stopped"
+	// EventNodeSkipped: a ZooKeeper node the watcher cannot use (a provider
+	// URL that does not parse, an undecodable name, a node it may not
+	// read); its service syncs without it.
+	EventNodeSkipped syncer.EventKind = "zk_node_skipped"
 )
 
 // retireTimeout bounds the deregistrations of one retired task.
@@ -354,6 +358,11 @@ func (m *manager) acquireZK(s *taskSpec) (*zkShare, error) {
 	zcfg.Root = zkRoot(s.zk.ConnectString, s.zk.Root)
 	if s.zk.SessionTimeoutMS > 0 {
 		zcfg.SessionTimeout = time.Duration(s.zk.SessionTimeoutMS) * time.Millisecond
+	}
+	zkName := s.zk.Name
+	zcfg.OnSkip = func(path, reason string) {
+		m.w.events.Record(syncer.Event{At: time.Now(), Kind: EventNodeSkipped, Worker: m.w.cfg.WorkerID,
+			Detail: fmt.Sprintf("zk_cluster=%s reason=%s path=%s", zkName, reason, path)})
 	}
 	metrics, reg := m.w.gather.add(prometheus.Labels{"zk_cluster": s.zk.Name})
 	w, err := zkwatch.New(zcfg, m.w.logger.With("zk_cluster", s.zk.Name), reg)

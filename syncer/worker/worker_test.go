@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/ferrysync/ferry/internal/zkload"
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
+	"github.com/ferrysync/ferry/store"
 )
 
 type tWriter struct{ t testing.TB }
@@ -155,6 +158,20 @@ func TestWorkerSyncsZooKeeperIntoRegistry(t *testing.T) {
 	waitFor(t, "the removed provider to leave the registry", 30*time.Second, func() bool {
 		return len(hosts(t, regAddr, svc0)) == lcfg.Instances-1
 	})
+
+	// A provider node that does not parse is skipped with an event; the
+	// service's other providers stay.
+	if _, err := loader.Conn().Create(provPath+"/not-a-provider-url", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "an event for the node that does not parse", 30*time.Second, func() bool {
+		evs, err := w.st.ListEvents(ctx, store.EventFilter{Kind: string(EventNodeSkipped)})
+		return err == nil && len(evs) == 1 && strings.Contains(evs[0].Detail, "not-a-provider-url") &&
+			strings.Contains(evs[0].Detail, "reason=unparsable")
+	})
+	if n := len(hosts(t, regAddr, svc0)); n != lcfg.Instances-1 {
+		t.Fatalf("after a bad node %s has %d instances, want %d", svc0, n, lcfg.Instances-1)
+	}
 
 	// The worker's status endpoint answers.
 	resp, err := http.Get(fmt.Sprintf("http://%s/api/status", w.HTTPAddr()))
