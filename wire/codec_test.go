@@ -418,3 +418,39 @@ func TestBatchDeregisterAnswer(t *testing.T) {
 		}
 	}
 }
+
+func TestAddrListJSON(t *testing.T) {
+	for _, in := range []string{
+		`["10.0.0.1:1","[::1]:2"]`, `[]`, `[ "a" , "b" ]`, `null`, `["a\"b","c"]`, `["é:1"]`, "[\n\"x\"\n]",
+	} {
+		var got AddrList
+		var want []string
+		errGot, errWant := json.Unmarshal([]byte(in), &got), json.Unmarshal([]byte(in), &want)
+		if (errGot == nil) != (errWant == nil) || !reflect.DeepEqual([]string(got), want) {
+			t.Errorf("%s: AddrList %q (%v), []string %q (%v)", in, got, errGot, want, errWant)
+		}
+	}
+	for _, in := range []string{`[1]`, `["a",1]`, `{"a":1}`, `"a"`} {
+		var got AddrList
+		if err := json.Unmarshal([]byte(in), &got); err == nil {
+			t.Errorf("%s accepted as %q", in, got)
+		}
+	}
+}
+
+func FuzzAddrList(f *testing.F) {
+	for _, s := range []string{`["10.0.0.1:1","[::1]:2"]`, `[]`, `["a\"b"]`, `[ "a" ,"b"]`, `[1]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var got AddrList
+		var want []string
+		errGot, errWant := json.Unmarshal([]byte(in), &got), json.Unmarshal([]byte(in), &want)
+		if (errGot == nil) != (errWant == nil) {
+			t.Fatalf("%q: AddrList err %v, []string err %v", in, errGot, errWant)
+		}
+		if errGot == nil && !reflect.DeepEqual([]string(got), want) {
+			t.Fatalf("%q: AddrList %q, []string %q", in, got, want)
+		}
+	})
+}

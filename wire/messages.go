@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -321,7 +322,51 @@ type BeatGroup struct {
 	GroupName   string   `json:"groupName"`
 	ServiceName string   `json:"serviceName"`
 	Cluster     string   `json:"cluster,omitempty"`
-	Addrs       []string `json:"addrs"`
+	Addrs       AddrList `json:"addrs"`
+}
+
+// AddrList is a JSON array of strings decoded cheaply: when no element has
+// an escape, the array's text is copied once and every element is a slice
+// of that copy, instead of one allocation and unquoting per element (a beat
+// request carries thousands of them).
+type AddrList []string
+
+// ascii reports whether b is 7-bit (encoding/json rewrites invalid UTF-8,
+// so anything else takes its path).
+func ascii(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (l *AddrList) UnmarshalJSON(data []byte) error {
+	if len(data) < 2 || data[0] != '[' || bytes.IndexByte(data, '\\') >= 0 || !ascii(data) {
+		return json.Unmarshal(data, (*[]string)(l))
+	}
+	raw := string(data)
+	out := make(AddrList, 0, strings.Count(raw, `"`)/2)
+	for i := 1; i < len(raw); i++ {
+		switch raw[i] {
+		case ' ', '\t', '\n', '\r', ',':
+		case ']':
+			*l = out
+			return nil
+		case '"':
+			j := strings.IndexByte(raw[i+1:], '"')
+			if j < 0 {
+				return json.Unmarshal(data, (*[]string)(l))
+			}
+			out = append(out, raw[i+1:i+1+j])
+			i += j + 1
+		default: // not a string: let encoding/json say what is wrong
+			return json.Unmarshal(data, (*[]string)(l))
+		}
+	}
+	return json.Unmarshal(data, (*[]string)(l))
 }
 
 // FerryBatchBeatRequest beats many beat-kept instances at once: Beats item

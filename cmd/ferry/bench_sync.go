@@ -47,7 +47,9 @@ import (
 //  3. steady state for -steady: CPU of the worker and of the registry while
 //     the worker keeps every instance alive with merged batch beats, then
 //     CPU of the registry and of a beater that keeps the same instances
-//     alive the Nacos 1.x way, one HTTP beat per instance per -period.
+//     alive the Nacos 1.x way, one HTTP beat per instance per -period, then
+//     the registry's CPU with the same instances and no beats (its
+//     background), for figures net of it.
 //
 //     ferry bench sync [-services 3000] [-instances 10] [-rate 100] [-changes 1000] [-steady 10s]
 func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
@@ -219,6 +221,21 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := errors.Join(ctx.Err(), err2, err3); err != nil {
 		return err
 	}
+	// Idle: the same instances, no beats (they stay healthy for the
+	// registry's 15 s beat timeout): the registry's own background cost
+	// (expiry scans, GC of its heap, timers), for the net figures.
+	idle := min(*steady, 8*time.Second)
+	r4, _, err4 := reg.statsCPU()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(idle):
+	}
+	r5, _, err5 := reg.statsCPU()
+	if err := errors.Join(err4, err5); err != nil {
+		return err
+	}
+	iReg := (r5.cpu - r4.cpu) / idle.Seconds()
 	sReg := (r3.cpu - r2.cpu) / steady.Seconds()
 	sBeater := (c3 - c2).Seconds() / steady.Seconds()
 	sBeats := float64(n3-n2) / steady.Seconds()
@@ -228,6 +245,8 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 		m, s := mReg/mBeats*1e6, sReg/sBeats*1e6
 		fmt.Fprintf(env.stdout, "registry CPU per 1,000 instance-beats: merged %.2f ms, one HTTP beat each %.2f ms: merged = 1/%.1f (per second: 1/%.1f)\n",
 			m, s, s/m, sReg/mReg)
+		fmt.Fprintf(env.stdout, "registry idle (same instances, no beats): %.1f ms/s; net of it per 1,000 instance-beats: merged %.2f ms, one HTTP beat each %.2f ms: merged = 1/%.1f\n",
+			iReg*1000, (mReg-iReg)/mBeats*1e6, (sReg-iReg)/sBeats*1e6, ((sReg-iReg)/sBeats)/((mReg-iReg)/mBeats))
 	}
 	return nil
 }
