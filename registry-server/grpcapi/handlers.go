@@ -170,7 +170,7 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 	req := r.(*wire.FerryBatchBeatRequest)
 	resp := &wire.FerryBatchBeatResponse{ClientBeatInterval: s.reg.Config().BeatInterval.Milliseconds()}
 	total := req.Len()
-	items := make([]naming.BeatRequest, total)
+	items := make([]naming.BeatRequest, len(req.Beats))
 	out := make([]naming.BeatOutcome, total)
 	var full, light []int // indexes of full and light items
 	for i := range req.Beats {
@@ -184,20 +184,29 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 			light = append(light, i)
 		}
 	}
-	// Group addresses are light items of one service each.
+	// Group addresses are light beats, one naming.BeatGroup each; an
+	// address that does not parse is answered invalid.
+	groups := make([]naming.BeatGroup, 0, len(req.Groups))
+	var groupAt []int // out index of each parsed address
 	i := len(req.Beats)
 	for g := range req.Groups {
 		grp := &req.Groups[g]
-		key := naming.ServiceKey{Namespace: grp.Namespace, Group: grp.GroupName, Name: grp.ServiceName}
+		ng := naming.BeatGroup{Key: naming.ServiceKey{Namespace: grp.Namespace, Group: grp.GroupName, Name: grp.ServiceName},
+			Addrs: make([]naming.Addr, 0, len(grp.Addrs))}
 		for _, a := range grp.Addrs {
-			ip, port := wire.SplitBeatAddr(a)
-			if port == 0 {
+			if ip, port := wire.SplitBeatAddr(a); port == 0 {
 				out[i] = naming.BeatOutcome{Err: fmt.Errorf("%w: beat address %q is not ip:port", naming.ErrInvalidParam, a)}
 			} else {
-				items[i] = naming.BeatRequest{Key: key, Instance: naming.Instance{IP: ip, Port: port, Cluster: grp.Cluster}}
-				light = append(light, i)
+				ng.Addrs = append(ng.Addrs, naming.Addr{IP: ip, Port: port, Cluster: grp.Cluster})
+				groupAt = append(groupAt, i)
 			}
 			i++
+		}
+		groups = append(groups, ng)
+	}
+	if len(groupAt) > 0 {
+		for j, o := range s.reg.BeatGroups(groups) {
+			out[groupAt[j]] = o
 		}
 	}
 	// A full item with registerIfUnknown is an upsert: the client sends one

@@ -174,3 +174,32 @@ func BenchmarkDeregisterBeatKept1000(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkBeatGroups5400: one merged beat interval of a worker holding
+// 27,000 instances (3,000 services × 9): 5,400 light beats, 9 per service,
+// each service's items sharing one key as the gRPC handler builds them.
+func BenchmarkBeatGroups5400(b *testing.B) {
+	r := NewRegistry(DefaultConfig(), nil)
+	var items []BeatRequest
+	for s := 0; s < 3000; s++ {
+		key := ServiceKey{Namespace: DefaultNamespace, Group: DefaultGroup, Name: fmt.Sprintf("providers:com.example.load.app%04d.Service%05d:1.0.1:", s/10, s)}
+		for i := 0; i < 9; i++ {
+			in := Instance{IP: fmt.Sprintf("10.0.%d.%d", (s/10)/250, (s/10)%250*9/10+i), Port: 20880 + i, Metadata: dubboMeta(i)}
+			if err := r.RegisterBeatKept(key, in); err != nil {
+				b.Fatal(err)
+			}
+			if s < 600 {
+				items = append(items, BeatRequest{Key: key, Instance: Instance{IP: in.IP, Port: in.Port}})
+			}
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, o := range r.BeatMany(items, false) {
+			if o.Err != nil || o.Status != BeatOK {
+				b.Fatal(o)
+			}
+		}
+	}
+}

@@ -483,6 +483,7 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 	var prevIn, prevK ServiceKey
 	var prevErr error
 	havePrev := false
+	var idBuf []byte
 	r.mu.Lock()
 	for i, it := range items {
 		if !havePrev || it.Key != prevIn {
@@ -498,33 +499,11 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 			out[i].Err = fmt.Errorf("%w: beat without a valid ip and port", ErrInvalidParam)
 			continue
 		}
-		cluster := it.Instance.Cluster
-		if cluster == "" {
-			cluster = DefaultCluster
-		}
-		var e *entry
-		if c := r.clients[BeatClientID(it.Instance.IP, it.Instance.Port)]; c != nil {
-			if e = c.entries[k]; e != nil && e.insts[0].Cluster != cluster {
-				e = nil
-			}
-		}
-		if e != nil {
-			e.lastBeat = now
-			out[i].Status = BeatOK
-			out[i].Interval = e.interval
-			if !e.insts[0].Healthy {
-				e.insts[0].Healthy = true
-				if s := r.services[k]; s != nil {
-					s.dirty(now)
-				}
-				changed = append(changed, k)
-			}
+		if out[i], idBuf = r.beatKnownLocked(k, Addr{IP: it.Instance.IP, Port: it.Instance.Port, Cluster: it.Instance.Cluster}, now, idBuf, &changed); out[i].Status == BeatOK {
 			continue
 		}
 		if !registerIfUnknown {
-			out[i].Status = BeatUnknown
-			out[i].Interval = r.cfg.BeatInterval
-			continue
+			continue // BeatUnknown
 		}
 		n, err := r.normalizeInstance(k, it.Instance, true)
 		if err != nil {
@@ -539,6 +518,79 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 		out[i].Status = BeatRegistered
 		out[i].Interval, _, _ = r.beatTimes(n.Metadata)
 		changed = append(changed, k)
+	}
+	r.mu.Unlock()
+	r.notify(dedupKeys(changed))
+	return out
+}
+
+// beatKnownLocked refreshes the beat-kept instance at a in service k (a
+// normalized key): BeatOK, reviving it when unhealthy (appending k to
+// changed), or BeatUnknown when there is none. idBuf is scratch space for
+// the client id (returned for reuse), so a beat allocates nothing.
+func (r *Registry) beatKnownLocked(k ServiceKey, a Addr, now time.Time, idBuf []byte, changed *[]ServiceKey) (BeatOutcome, []byte) {
+	cluster := a.Cluster
+	if cluster == "" {
+		cluster = DefaultCluster
+	}
+	idBuf = append(idBuf[:0], a.IP...) // BeatClientID(a.IP, a.Port)
+	idBuf = append(idBuf, ':')
+	idBuf = strconv.AppendInt(idBuf, int64(a.Port), 10)
+	idBuf = append(idBuf, "#true"...)
+	var e *entry
+	if c := r.clients[string(idBuf)]; c != nil { // no allocation: map index by converted bytes
+		if e = c.entries[k]; e != nil && e.insts[0].Cluster != cluster {
+			e = nil
+		}
+	}
+	if e == nil {
+		return BeatOutcome{BeatResult: BeatResult{Status: BeatUnknown, Interval: r.cfg.BeatInterval}}, idBuf
+	}
+	e.lastBeat = now
+	if !e.insts[0].Healthy {
+		e.insts[0].Healthy = true
+		if s := r.services[k]; s != nil {
+			s.dirty(now)
+		}
+		*changed = append(*changed, k)
+	}
+	return BeatOutcome{BeatResult: BeatResult{Status: BeatOK, Interval: e.interval}}, idBuf
+}
+
+// BeatGroup is a light beat of many instances of one service.
+type BeatGroup struct {
+	Key   ServiceKey
+	Addrs []Addr
+}
+
+// BeatGroups refreshes known beat-kept instances, group by group, under one
+// lock (Ferry's compact merged beat): one outcome per address, in order,
+// BeatOK or BeatUnknown (light beats never register), or an error for an
+// invalid key or address.
+func (r *Registry) BeatGroups(groups []BeatGroup) []BeatOutcome {
+	n := 0
+	for _, g := range groups {
+		n += len(g.Addrs)
+	}
+	out := make([]BeatOutcome, 0, n)
+	now := r.clock()
+	var changed []ServiceKey
+	var idBuf []byte
+	r.mu.Lock()
+	for _, g := range groups {
+		k, err := r.NormalizeKey(g.Key)
+		for _, a := range g.Addrs {
+			var o BeatOutcome
+			switch {
+			case err != nil:
+				o.Err = err
+			case a.IP == "" || a.Port < 1 || a.Port > 65535:
+				o.Err = fmt.Errorf("%w: beat without a valid ip and port", ErrInvalidParam)
+			default:
+				o, idBuf = r.beatKnownLocked(k, a, now, idBuf, &changed)
+			}
+			out = append(out, o)
+		}
 	}
 	r.mu.Unlock()
 	r.notify(dedupKeys(changed))

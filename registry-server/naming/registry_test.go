@@ -489,3 +489,46 @@ func TestDeregisterBeatKeptMany(t *testing.T) {
 		t.Fatalf("notified %v for nothing removed", *changes)
 	}
 }
+
+func TestBeatGroups(t *testing.T) {
+	r, clk, changes := newTestRegistry(t)
+	a := ServiceKey{Name: "providers:a"}
+	for _, ip := range []string{"10.0.0.1", "10.0.0.2"} {
+		if err := r.RegisterBeatKept(a, Instance{IP: ip, Port: 20880, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.RegisterBeatKept(a, Instance{IP: "10.0.0.3", Port: 20880, Cluster: "c1", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.Expire(clk.Add(20 * time.Second)) // past the 15 s beat timeout: unhealthy
+	*changes = nil
+	out := r.BeatGroups([]BeatGroup{
+		{Key: a, Addrs: []Addr{{IP: "10.0.0.1", Port: 20880}, {IP: "10.0.0.9", Port: 20880}, {IP: "10.0.0.3", Port: 20880}, {IP: "10.0.0.3", Port: 20880, Cluster: "c1"}, {Port: 1}}},
+		{Key: ServiceKey{Name: ""}, Addrs: []Addr{{IP: "10.0.0.1", Port: 20880}}},
+	})
+	want := []string{"ok", "unknown", "unknown", "ok", "err", "err"}
+	if len(out) != len(want) {
+		t.Fatalf("%d outcomes, want %d", len(out), len(want))
+	}
+	for i, o := range out {
+		got := map[BeatStatus]string{BeatOK: "ok", BeatUnknown: "unknown", BeatRegistered: "registered"}[o.Status]
+		if o.Err != nil {
+			got = "err"
+		}
+		if got != want[i] {
+			t.Errorf("outcome %d = %q (%v), want %q", i, got, o.Err, want[i])
+		}
+	}
+	si, _ := r.Select(a, nil, false)
+	healthy := map[string]bool{}
+	for _, h := range si.Hosts {
+		healthy[h.IP] = h.Healthy
+	}
+	if !healthy["10.0.0.1"] || healthy["10.0.0.2"] || !healthy["10.0.0.3"] {
+		t.Fatalf("health after the group beat: %v", healthy)
+	}
+	if len(*changes) != 1 || (*changes)[0].Name != "providers:a" {
+		t.Fatalf("changes %v, want providers:a once", *changes)
+	}
+}
