@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -39,17 +40,19 @@ func benchRegistry(ctx context.Context, env *cmdEnv, args []string) error {
 	subscribers := fs.Int("subscribers", 1000, "subscriber connections of the push workload")
 	rounds := fs.Int("push-rounds", 5, "changes pushed in the push workload")
 	withZK := fs.Bool("zk", true, "run the ZooKeeper comparison (needs Debian's zookeeper package)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the query workload to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b := &regBench{out: env.stdout, log: env.logger}
+	b := &regBench{out: env.stdout, log: env.logger, cpuProfile: *cpuProfile}
 	return b.run(ctx, *instances, *singles, *dur, *subscribers, *rounds, *withZK)
 }
 
 type regBench struct {
-	out  io.Writer
-	log  *slog.Logger
-	addr string
+	out        io.Writer
+	log        *slog.Logger
+	addr       string
+	cpuProfile string // CPU profile of the query workload, when set
 }
 
 func (b *regBench) printf(format string, a ...any) { fmt.Fprintf(b.out, format, a...) }
@@ -103,12 +106,13 @@ func (b *regBench) run(ctx context.Context, instances, singles int, dur time.Dur
 	b.printf("  single register  %8d instances in %v: %10.0f instances/s (InstanceRequest, 8 connections × 8 in flight)\n", n, el.Round(time.Millisecond), regSingle)
 
 	// 3. Queries.
-	q, el, err := b.queries(ctx, conns, dur)
+	q, el, qcpu, err := b.queries(ctx, conns, dur)
 	if err != nil {
 		return err
 	}
 	qps := float64(q) / el.Seconds()
-	b.printf("  queries          %8d in %v: %10.0f queries/s (ServiceQueryRequest, 10 instances/service, 4 connections × 4 in flight)\n", q, el.Round(time.Millisecond), qps)
+	b.printf("  queries          %8d in %v: %10.0f queries/s (ServiceQueryRequest, 10 instances/service, 4 connections × 4 in flight); %.0f per CPU-second of the whole process (server+client)\n",
+		q, el.Round(time.Millisecond), qps, float64(q)/qcpu.Seconds())
 
 	// 4. Merged beats.
 	beats, el, cpu, err := b.beats(ctx, conns[:2], dur)
@@ -294,20 +298,31 @@ const (
 func queryService(i int) string { return "query." + strconv.Itoa(i) }
 
 // queries runs ServiceQueryRequests over the query services.
-func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Duration) (int64, time.Duration, error) {
+func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Duration) (int64, time.Duration, time.Duration, error) {
 	for s := 0; s < queryServices; s++ {
 		insts := make([]wire.Instance, queryInstances)
 		for i := range insts {
 			insts[i] = benchInstance(700000 + s*queryInstances + i)
 		}
 		if _, err := conns[0].call(ctx, &wire.BatchInstanceRequest{NamingHeader: naming(queryService(s)), Type: wire.BatchRegisterInstance, Instances: insts}); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
+	}
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, 0, 0, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var count atomic.Int64
 	var firstErr atomic.Value
 	stop := time.Now().Add(dur)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for ci, c := range conns {
 		for g := 0; g < 4; g++ {
@@ -330,9 +345,9 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 	}
 	wg.Wait()
 	if e, ok := firstErr.Load().(error); ok {
-		return 0, 0, e
+		return 0, 0, 0, e
 	}
-	return count.Load(), time.Since(start), nil
+	return count.Load(), time.Since(start), cpuTime() - cpu0, nil
 }
 
 func cpuTime() time.Duration {

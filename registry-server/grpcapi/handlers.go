@@ -124,8 +124,29 @@ func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) 
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
-	resp.ServiceInfo.Clusters = req.Cluster
+	// The answer is a pure function of the service's snapshot and of the
+	// request's cluster and healthyOnly (lastRefTime aside): encode it once
+	// per snapshot. A change drops the snapshot and this with it.
+	key := "grpcapi.query:a:" + req.Cluster
+	if req.HealthyOnly {
+		key = "grpcapi.query:h:" + req.Cluster
+	}
+	enc, _ := info.Snapshot.Memo(key, func() any {
+		wi := toWireServiceInfo(info, s.reg.Config())
+		wi.Clusters = req.Cluster
+		enc, err := wire.EncodeServiceInfo(&wi)
+		if err != nil {
+			return nil
+		}
+		return enc
+	}).(*wire.ServiceInfoJSON)
+	if enc == nil {
+		resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
+		resp.ServiceInfo.Clusters = req.Cluster
+		return resp, nil
+	}
+	resp.Encoded = enc
+	resp.ServiceInfo.LastRefTime = info.LastRefTime
 	return resp, nil
 }
 
