@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/wire"
 )
@@ -235,5 +237,62 @@ func TestQueryEncodedEqualsDirect(t *testing.T) {
 		if string(got) != string(want.GetBody().GetValue()) {
 			t.Errorf("cluster %q:\n got: %s\nwant: %s", cluster, got, want.GetBody().GetValue())
 		}
+	}
+}
+
+// TestRequestMetrics: requests are counted by type and error code (cached
+// children for known types), unknown types under "unknown".
+func TestRequestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	nreg := naming.NewRegistry(naming.DefaultConfig(), nil)
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	s, err := New(cfg, nreg, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(t.Context()) })
+	c := dialRaw(t, s.Addr().String(), true)
+	for i := 0; i < 3; i++ {
+		c.mustCall(&wire.ServiceQueryRequest{NamingHeader: nh("m")})
+	}
+	c.mustCall(&wire.ServiceQueryRequest{NamingHeader: nh("")}) // invalid: errorCode 400
+	for i := 0; i < 2; i++ {
+		if _, err := c.req.Request(t.Context(), &wire.Payload{Metadata: &wire.Metadata{Type: "NoSuchRequest" + strconv.Itoa(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(typ, code string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "ferry_registry_grpc_requests_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, lp := range m.GetLabel() {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				if l["type"] == typ && l["code"] == code {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	if n := count(wire.TypeServiceQueryRequest, "0"); n != 3 {
+		t.Errorf("queries ok = %v", n)
+	}
+	if n := count(wire.TypeServiceQueryRequest, strconv.Itoa(wire.CodeInvalidParam)); n != 1 {
+		t.Errorf("queries 400 = %v", n)
+	}
+	if n := count("unknown", strconv.Itoa(wire.CodeNoHandler)); n != 2 {
+		t.Errorf("unknown 302 = %v", n)
 	}
 }

@@ -429,12 +429,7 @@ func (rs *requestService) Request(ctx context.Context, p *wire.Payload) (*wire.P
 		s.log.Error("encode response", "type", resp.TypeName(), "err", err)
 		out, _ = s.codec.Encode(wire.NewErrorResponse(wire.CodeServerError, "response too large"))
 	}
-	label := typ
-	if !s.codec.Known(typ) {
-		label = "unknown"
-	}
-	s.met.requests.WithLabelValues(label, strconv.Itoa(resp.Result().ErrorCode)).Inc()
-	s.met.latency.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	s.met.observe(typ, s.codec.Known, resp.Result().ErrorCode, time.Since(start))
 	return out, nil
 }
 

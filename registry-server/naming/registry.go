@@ -909,6 +909,12 @@ type selection struct {
 // selectMemoKey encodes Select's parameters injectively (cluster names are
 // length-prefixed: any byte may occur in them).
 func selectMemoKey(clusters []string, healthyOnly bool) string {
+	if len(clusters) == 0 { // the common query: no allocation
+		if healthyOnly {
+			return "naming.select:h"
+		}
+		return "naming.select:a"
+	}
 	var b strings.Builder
 	b.WriteString("naming.select:")
 	if healthyOnly {
