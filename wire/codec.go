@@ -234,8 +234,10 @@ func (c *Codec) Decode(p *Payload) (Message, error) {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	if err := json.Unmarshal(body, m); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, typ, err)
+	if f, ok := m.(fastDecoder); !ok || !f.decodeFast(body) {
+		if err := json.Unmarshal(body, m); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, typ, err)
+		}
 	}
 	if r, ok := m.(Request); ok {
 		if hs := p.GetMetadata().GetHeaders(); len(hs) > 0 {

@@ -197,6 +197,11 @@ func (c *benchConn) lightCall(ctx context.Context, m wire.Message, want string) 
 	return nil
 }
 
+// queryHead is how a successful answer for svc starts (no requestId sent).
+func queryHead(svc string) []byte {
+	return []byte(`{"resultCode":200,"errorCode":0,"success":true,"serviceInfo":{"name":"` + svc + `",`)
+}
+
 // queryCall sends an encoded ServiceQueryRequest for svc. When size is 0
 // it decodes the answer in full and checks the service and its hosts;
 // otherwise it checks that the answer starts with head and is size bytes
@@ -336,6 +341,20 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 			return 0, 0, 0, err
 		}
 	}
+	// Each service's answer is decoded in full once, untimed, and must hold
+	// its hosts; the timed answers must then have the same success header,
+	// service and length (only lastRefTime varies, always 13 digits).
+	sizes := make(map[string]int, queryServices)
+	for s := 0; s < queryServices; s++ {
+		svc := queryService(s)
+		p, err := wire.Encode(&wire.ServiceQueryRequest{NamingHeader: naming(svc)})
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if sizes[svc], err = conns[0].queryCall(ctx, p, svc, queryHead(svc), 0); err != nil {
+			return 0, 0, 0, err
+		}
+	}
 	if b.cpuProfile != "" {
 		f, err := os.Create(b.cpuProfile)
 		if err != nil {
@@ -357,10 +376,7 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 			wg.Add(1)
 			go func(c *benchConn, seed int) {
 				defer wg.Done()
-				// Requests are encoded once (the bytes the SDK would send each
-				// time). Each service's first answer is decoded in full and
-				// must hold its hosts; later answers must have the same
-				// success header, service and length (only lastRefTime varies).
+				// Requests are encoded once: the bytes the SDK would send.
 				type query struct {
 					svc  string
 					p    *wire.Payload
@@ -375,16 +391,14 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 						firstErr.Store(err)
 						return
 					}
-					qs[i] = query{svc: svc, p: p, head: []byte(`{"resultCode":200,"errorCode":0,"success":true,"serviceInfo":{"name":"` + svc + `",`)}
+					qs[i] = query{svc: svc, p: p, head: queryHead(svc), size: sizes[svc]}
 				}
 				for i := 0; time.Now().Before(stop); i++ {
 					q := &qs[i%len(qs)]
-					size, err := c.queryCall(ctx, q.p, q.svc, q.head, q.size)
-					if err != nil {
+					if _, err := c.queryCall(ctx, q.p, q.svc, q.head, q.size); err != nil {
 						firstErr.Store(err)
 						return
 					}
-					q.size = size
 					count.Add(1)
 				}
 			}(c, ci*4+g)
