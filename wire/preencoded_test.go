@@ -3,7 +3,11 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // encodeBoth encodes a QueryServiceResponse through json.Marshal and
@@ -27,7 +31,65 @@ func encodeBoth(t *testing.T, h ResponseHeader, si ServiceInfo) (slow, fast []by
 	if p.GetMetadata().GetType() != q.GetMetadata().GetType() {
 		t.Fatalf("types %s / %s", p.GetMetadata().GetType(), q.GetMetadata().GetType())
 	}
+	// The EncodedReply that ServerCodec writes is the proto of that payload.
+	reply, err := c.EncodeReply(&QueryServiceResponse{ResponseHeader: h, ServiceInfo: ServiceInfo{LastRefTime: si.LastRefTime}, Encoded: enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reply.(*EncodedReply); !ok {
+		t.Fatalf("EncodeReply gave %T", reply)
+	}
+	got, err := ServerCodec().Marshal(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := proto.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := got.Materialize(); !bytes.Equal(b, want) {
+		t.Fatalf("EncodedReply proto differs\n got: %q\nwant: %q", b, want)
+	}
+	got.Free()
 	return p.GetBody().GetValue(), q.GetBody().GetValue()
+}
+
+// TestServerCodec: other messages go through gRPC's proto codec both ways,
+// and EncodeReply falls back to a Payload.
+func TestServerCodec(t *testing.T) {
+	c := NewCodec(0)
+	m, err := c.EncodeReply(&HealthCheckResponse{ResponseHeader: Okay()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := m.(*Payload)
+	if !ok {
+		t.Fatalf("EncodeReply gave %T", m)
+	}
+	sc := ServerCodec()
+	if sc.Name() != "proto" {
+		t.Fatalf("name %q", sc.Name())
+	}
+	data, err := sc.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Payload
+	if err := sc.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&back, p) {
+		t.Fatalf("round trip %v / %v", &back, p)
+	}
+	// Too large for the codec's limit.
+	small := NewCodec(4096)
+	enc, err := EncodeServiceInfo(&ServiceInfo{Name: strings.Repeat("x", 5000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := small.EncodeReply(&QueryServiceResponse{ResponseHeader: Okay(), Encoded: enc}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized reply: %v", err)
+	}
 }
 
 func TestPreEncodedQueryResponse(t *testing.T) {
@@ -45,6 +107,7 @@ func TestPreEncodedQueryResponse(t *testing.T) {
 		{"empty hosts", Okay(), ServiceInfo{Name: "x", GroupName: "g", Clusters: "a,b", Hosts: []Instance{}, LastRefTime: 1}},
 		{"nil hosts", Okay(), ServiceInfo{Name: "x", GroupName: "g"}},
 		{"protection", Okay(), ServiceInfo{Name: "x", GroupName: "g", Hosts: []Instance{inst}, Checksum: "c\x01", AllIPs: true, ReachProtectionThreshold: true, Valid: true}},
+		{"many hosts (pooled buffer)", Okay(), ServiceInfo{Name: "big", GroupName: "g", Hosts: []Instance{inst, inst, inst, inst, inst, inst, inst, inst, inst, inst}, LastRefTime: 42, Valid: true}},
 		{"failure", failed, ServiceInfo{Name: "ü\xff", GroupName: "g&g", Clusters: "<c>"}},
 	}
 	for _, tt := range tests {
