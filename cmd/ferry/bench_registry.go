@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"google.golang.org/grpc"
 
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
@@ -202,23 +203,15 @@ func queryHead(svc string) []byte {
 	return []byte(`{"resultCode":200,"errorCode":0,"success":true,"serviceInfo":{"name":"` + svc + `",`)
 }
 
-// queryCall sends an encoded ServiceQueryRequest for svc. When size is 0
-// it decodes the answer in full and checks the service and its hosts;
-// otherwise it checks that the answer starts with head and is size bytes
-// long (the client shares the cores with the server: no JSON decoding per
-// answer). It returns the answer's size.
-func (c *benchConn) queryCall(ctx context.Context, p *wire.Payload, svc string, head []byte, size int) (int, error) {
+// queryCall sends an encoded ServiceQueryRequest for svc, decodes the
+// answer in full and checks the service and its hosts. It returns the
+// answer's size.
+func (c *benchConn) queryCall(ctx context.Context, p *wire.Payload, svc string, head []byte) (int, error) {
 	out, err := c.req.Request(ctx, p)
 	if err != nil {
 		return 0, err
 	}
 	body := out.GetBody().GetValue()
-	if size > 0 {
-		if out.GetMetadata().GetType() != wire.TypeQueryServiceResponse || len(body) != size || !bytes.HasPrefix(body, head) {
-			return 0, fmt.Errorf("unexpected answer %s %.300s", out.GetMetadata().GetType(), body)
-		}
-		return size, nil
-	}
 	m, err := wire.Decode(out)
 	if err != nil {
 		return 0, err
@@ -351,7 +344,7 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		if sizes[svc], err = conns[0].queryCall(ctx, p, svc, queryHead(svc), 0); err != nil {
+		if sizes[svc], err = conns[0].queryCall(ctx, p, svc, queryHead(svc)); err != nil {
 			return 0, 0, 0, err
 		}
 	}
@@ -393,9 +386,10 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 					}
 					qs[i] = query{svc: svc, p: p, head: queryHead(svc), size: sizes[svc]}
 				}
+				reply, codec := &queryReply{}, grpc.ForceCodecV2(newReplyCodec())
 				for i := 0; time.Now().Before(stop); i++ {
 					q := &qs[i%len(qs)]
-					if _, err := c.queryCall(ctx, q.p, q.svc, q.head, q.size); err != nil {
+					if err := c.queryCheck(ctx, q.p, q.head, q.size, reply, codec); err != nil {
 						firstErr.Store(err)
 						return
 					}
