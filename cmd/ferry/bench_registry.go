@@ -361,8 +361,10 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 	}
 	var count atomic.Int64
 	var firstErr atomic.Value
-	stop := time.Now().Add(dur)
+	var stopped atomic.Bool // set when dur is over: no clock read per query
 	start, cpu0 := time.Now(), cpuTime()
+	timer := time.AfterFunc(dur, func() { stopped.Store(true) })
+	defer timer.Stop()
 	var wg sync.WaitGroup
 	for ci, c := range conns {
 		for g := 0; g < 4; g++ {
@@ -387,7 +389,7 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 					qs[i] = query{svc: svc, p: p, head: queryHead(svc), size: sizes[svc]}
 				}
 				reply, codec := &queryReply{}, grpc.ForceCodecV2(newReplyCodec())
-				for i := 0; time.Now().Before(stop); i++ {
+				for i := 0; !stopped.Load(); i++ {
 					q := &qs[i%len(qs)]
 					if err := c.queryCheck(ctx, q.p, q.head, q.size, reply, codec); err != nil {
 						firstErr.Store(err)
