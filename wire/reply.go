@@ -83,7 +83,8 @@ func (r *EncodedReply) marshal() mem.BufferSlice {
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}
 }
 
-// ServerCodec is gRPC's proto codec that also marshals EncodedReply. A
+// ServerCodec is gRPC's proto codec that also marshals EncodedReply, and
+// unmarshals a usual Payload without protobuf reflection. A
 // server whose RequestServer is a RequestReplier must use it:
 // grpc.ForceServerCodecV2(wire.ServerCodec()).
 func ServerCodec() encoding.CodecV2 { return serverCodec{inner: encoding.GetCodecV2(proto.Name)} }
@@ -97,6 +98,11 @@ func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return c.inner.Marshal(v)
 }
 
-func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.inner.Unmarshal(data, v) }
+func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if p, ok := v.(*Payload); ok && len(data) == 1 && decodePayload(data[0].ReadOnlyData(), p) {
+		return nil
+	}
+	return c.inner.Unmarshal(data, v)
+}
 
 func (c serverCodec) Name() string { return c.inner.Name() }
