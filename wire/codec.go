@@ -208,9 +208,18 @@ func (c *Codec) Encode(m Message) (*Payload, error) {
 		h := r.Result()
 		h.Success = h.ResultCode == ResultSuccess
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.TypeName(), err)
+	var b []byte
+	if a, ok := m.(bodyAppender); ok {
+		b, ok = a.appendBody()
+		if !ok {
+			b = nil
+		}
+	}
+	if b == nil {
+		var err error
+		if b, err = json.Marshal(m); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.TypeName(), err)
+		}
 	}
 	if len(b) > c.maxBody {
 		return nil, fmt.Errorf("%w: %s body is %d bytes (max %d)", ErrTooLarge, m.TypeName(), len(b), c.maxBody)
@@ -238,8 +247,10 @@ func (c *Codec) Decode(p *Payload) (Message, error) {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	if err := json.Unmarshal(body, m); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, typ, err)
+	if f, ok := m.(fastDecoder); !ok || !f.decodeFast(body) {
+		if err := json.Unmarshal(body, m); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, typ, err)
+		}
 	}
 	if r, ok := m.(Request); ok {
 		if hs := p.GetMetadata().GetHeaders(); len(hs) > 0 {

@@ -236,10 +236,14 @@ type ServiceQueryRequest struct {
 	UDPPort     int    `json:"udpPort"`
 }
 
-// QueryServiceResponse answers ServiceQueryRequest.
+// QueryServiceResponse answers ServiceQueryRequest. When Encoded is set
+// (a server answering from a pre-encoded service state) it is sent as
+// serviceInfo with ServiceInfo.LastRefTime, and the other ServiceInfo
+// fields are ignored by Encode.
 type QueryServiceResponse struct {
 	ResponseHeader
-	ServiceInfo ServiceInfo `json:"serviceInfo"`
+	ServiceInfo ServiceInfo      `json:"serviceInfo"`
+	Encoded     *ServiceInfoJSON `json:"-"`
 }
 
 // ServiceListRequest lists a group's service names, a page at a time

@@ -44,10 +44,20 @@ type BiRequestStream_RequestBiStreamClient interface {
 	grpc.ClientStream
 }
 
+// RequestReplier is a RequestServer that may answer with an EncodedReply
+// instead of a *Payload (only when no interceptor is installed). Its
+// grpc.Server must use ServerCodec.
+type RequestReplier interface {
+	RequestReply(ctx context.Context, p *Payload) (any, error)
+}
+
 func requestHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	in := new(Payload)
 	if err := dec(in); err != nil {
 		return nil, err
+	}
+	if rr, ok := srv.(RequestReplier); ok && interceptor == nil {
+		return rr.RequestReply(ctx, in)
 	}
 	if interceptor == nil {
 		return srv.(RequestServer).Request(ctx, in)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"google.golang.org/grpc"
 
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
@@ -39,17 +41,19 @@ func benchRegistry(ctx context.Context, env *cmdEnv, args []string) error {
 	subscribers := fs.Int("subscribers", 1000, "subscriber connections of the push workload")
 	rounds := fs.Int("push-rounds", 5, "changes pushed in the push workload")
 	withZK := fs.Bool("zk", true, "run the ZooKeeper comparison (needs Debian's zookeeper package)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the query workload to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b := &regBench{out: env.stdout, log: env.logger}
+	b := &regBench{out: env.stdout, log: env.logger, cpuProfile: *cpuProfile}
 	return b.run(ctx, *instances, *singles, *dur, *subscribers, *rounds, *withZK)
 }
 
 type regBench struct {
-	out  io.Writer
-	log  *slog.Logger
-	addr string
+	out        io.Writer
+	log        *slog.Logger
+	addr       string
+	cpuProfile string // CPU profile of the query workload, when set
 }
 
 func (b *regBench) printf(format string, a ...any) { fmt.Fprintf(b.out, format, a...) }
@@ -103,12 +107,13 @@ func (b *regBench) run(ctx context.Context, instances, singles int, dur time.Dur
 	b.printf("  single register  %8d instances in %v: %10.0f instances/s (InstanceRequest, 8 connections × 8 in flight)\n", n, el.Round(time.Millisecond), regSingle)
 
 	// 3. Queries.
-	q, el, err := b.queries(ctx, conns, dur)
+	q, el, qcpu, err := b.queries(ctx, conns, dur)
 	if err != nil {
 		return err
 	}
 	qps := float64(q) / el.Seconds()
-	b.printf("  queries          %8d in %v: %10.0f queries/s (ServiceQueryRequest, 10 instances/service, 4 connections × 4 in flight)\n", q, el.Round(time.Millisecond), qps)
+	b.printf("  queries          %8d in %v: %10.0f queries/s (ServiceQueryRequest, 10 instances/service, 4 connections × 4 in flight); %.0f per CPU-second of the whole process (server+client)\n",
+		q, el.Round(time.Millisecond), qps, float64(q)/qcpu.Seconds())
 
 	// 4. Merged beats.
 	beats, el, cpu, err := b.beats(ctx, conns[:2], dur)
@@ -191,6 +196,31 @@ func (c *benchConn) lightCall(ctx context.Context, m wire.Message, want string) 
 		return fmt.Errorf("unexpected answer %s %.200s", out.GetMetadata().GetType(), out.GetBody().GetValue())
 	}
 	return nil
+}
+
+// queryHead is how a successful answer for svc starts (no requestId sent).
+func queryHead(svc string) []byte {
+	return []byte(`{"resultCode":200,"errorCode":0,"success":true,"serviceInfo":{"name":"` + svc + `",`)
+}
+
+// queryCall sends an encoded ServiceQueryRequest for svc, decodes the
+// answer in full and checks the service and its hosts. It returns the
+// answer's size.
+func (c *benchConn) queryCall(ctx context.Context, p *wire.Payload, svc string, head []byte) (int, error) {
+	out, err := c.req.Request(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	body := out.GetBody().GetValue()
+	m, err := wire.Decode(out)
+	if err != nil {
+		return 0, err
+	}
+	r, ok := m.(*wire.QueryServiceResponse)
+	if !ok || !r.OK() || r.ServiceInfo.Name != svc || len(r.ServiceInfo.Hosts) != queryInstances || !bytes.HasPrefix(body, head) {
+		return 0, fmt.Errorf("unexpected answer %s %.300s", out.GetMetadata().GetType(), body)
+	}
+	return len(body), nil
 }
 
 func benchInstance(idx int) wire.Instance {
@@ -294,32 +324,74 @@ const (
 func queryService(i int) string { return "query." + strconv.Itoa(i) }
 
 // queries runs ServiceQueryRequests over the query services.
-func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Duration) (int64, time.Duration, error) {
+func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Duration) (int64, time.Duration, time.Duration, error) {
 	for s := 0; s < queryServices; s++ {
 		insts := make([]wire.Instance, queryInstances)
 		for i := range insts {
 			insts[i] = benchInstance(700000 + s*queryInstances + i)
 		}
 		if _, err := conns[0].call(ctx, &wire.BatchInstanceRequest{NamingHeader: naming(queryService(s)), Type: wire.BatchRegisterInstance, Instances: insts}); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
+	}
+	// Each service's answer is decoded in full once, untimed, and must hold
+	// its hosts; the timed answers must then have the same success header,
+	// service and length (only lastRefTime varies, always 13 digits).
+	sizes := make(map[string]int, queryServices)
+	for s := 0; s < queryServices; s++ {
+		svc := queryService(s)
+		p, err := wire.Encode(&wire.ServiceQueryRequest{NamingHeader: naming(svc)})
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if sizes[svc], err = conns[0].queryCall(ctx, p, svc, queryHead(svc)); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, 0, 0, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var count atomic.Int64
 	var firstErr atomic.Value
-	stop := time.Now().Add(dur)
-	start := time.Now()
+	var stopped atomic.Bool // set when dur is over: no clock read per query
+	start, cpu0 := time.Now(), cpuTime()
+	timer := time.AfterFunc(dur, func() { stopped.Store(true) })
+	defer timer.Stop()
 	var wg sync.WaitGroup
 	for ci, c := range conns {
 		for g := 0; g < 4; g++ {
 			wg.Add(1)
 			go func(c *benchConn, seed int) {
 				defer wg.Done()
-				reqs := make([]*wire.ServiceQueryRequest, 100)
-				for i := range reqs {
-					reqs[i] = &wire.ServiceQueryRequest{NamingHeader: naming(queryService((seed*37 + i*11) % queryServices))}
+				// Requests are encoded once: the bytes the SDK would send.
+				type query struct {
+					svc  string
+					p    *wire.Payload
+					head []byte
+					size int
 				}
-				for i := 0; time.Now().Before(stop); i++ {
-					if err := c.lightCall(ctx, reqs[i%len(reqs)], wire.TypeQueryServiceResponse); err != nil {
+				qs := make([]query, 100)
+				for i := range qs {
+					svc := queryService((seed*37 + i*11) % queryServices)
+					p, err := wire.Encode(&wire.ServiceQueryRequest{NamingHeader: naming(svc)})
+					if err != nil {
+						firstErr.Store(err)
+						return
+					}
+					qs[i] = query{svc: svc, p: p, head: queryHead(svc), size: sizes[svc]}
+				}
+				reply, codec := &queryReply{}, grpc.ForceCodecV2(newReplyCodec())
+				for i := 0; !stopped.Load(); i++ {
+					q := &qs[i%len(qs)]
+					if err := c.queryCheck(ctx, q.p, q.head, q.size, reply, codec); err != nil {
 						firstErr.Store(err)
 						return
 					}
@@ -330,9 +402,9 @@ func (b *regBench) queries(ctx context.Context, conns []*benchConn, dur time.Dur
 	}
 	wg.Wait()
 	if e, ok := firstErr.Load().(error); ok {
-		return 0, 0, e
+		return 0, 0, 0, e
 	}
-	return count.Load(), time.Since(start), nil
+	return count.Load(), time.Since(start), cpuTime() - cpu0, nil
 }
 
 func cpuTime() time.Duration {

@@ -129,9 +129,42 @@ func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) 
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
-	resp.ServiceInfo.Clusters = req.Cluster
+	// The answer is a pure function of the service's snapshot and of the
+	// request's cluster and healthyOnly (lastRefTime aside): encode it once
+	// per snapshot. A change drops the snapshot and this with it.
+	key := queryMemoKey(req.Cluster, req.HealthyOnly)
+	enc, _ := info.Snapshot.Memo(key, func() any {
+		wi := toWireServiceInfo(info, s.reg.Config())
+		wi.Clusters = req.Cluster
+		enc, err := wire.EncodeServiceInfo(&wi)
+		if err != nil {
+			return nil
+		}
+		return enc
+	}).(*wire.ServiceInfoJSON)
+	if enc == nil {
+		resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
+		resp.ServiceInfo.Clusters = req.Cluster
+		return resp, nil
+	}
+	resp.Encoded = enc
+	resp.ServiceInfo.LastRefTime = info.LastRefTime
 	return resp, nil
+}
+
+// queryMemoKey names a query's encoded answer on a snapshot: it encodes
+// everything the answer depends on besides the snapshot (the clusters as
+// sent are echoed, and select the hosts).
+func queryMemoKey(cluster string, healthyOnly bool) string {
+	switch {
+	case cluster == "" && healthyOnly: // the common queries: no allocation
+		return "grpcapi.query:h:"
+	case cluster == "":
+		return "grpcapi.query:a:"
+	case healthyOnly:
+		return "grpcapi.query:h:" + cluster
+	}
+	return "grpcapi.query:a:" + cluster
 }
 
 func (s *Server) handleServiceList(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {

@@ -1,6 +1,12 @@
 package grpcapi
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics of the gRPC API, registered on the registerer given to New.
 type metrics struct {
@@ -12,6 +18,39 @@ type metrics struct {
 	beats       *prometheus.CounterVec // by status
 	deregs      *prometheus.CounterVec // bulk-deregistered addresses, by status
 	detections  *prometheus.CounterVec // ClientDetectionRequests, by result: ok, dropped
+
+	byType sync.Map // known request type → *typeMetrics (bounded: known types only)
+}
+
+// typeMetrics are one request type's children of requests (code 0) and
+// latency, looked up once instead of per request.
+type typeMetrics struct {
+	label   string
+	ok      prometheus.Counter
+	latency prometheus.Observer
+}
+
+// observe counts one request of type typ answered with errorCode code after
+// d. Types that known says do not decode count as "unknown" (not cached:
+// the type name comes from the client).
+func (m *metrics) observe(typ string, known func(string) bool, code int, d time.Duration) {
+	var tm *typeMetrics
+	if v, ok := m.byType.Load(typ); ok {
+		tm = v.(*typeMetrics)
+	} else if known(typ) {
+		tm = &typeMetrics{label: typ, ok: m.requests.WithLabelValues(typ, "0"), latency: m.latency.WithLabelValues(typ)}
+		m.byType.Store(typ, tm)
+	} else {
+		m.requests.WithLabelValues("unknown", strconv.Itoa(code)).Inc()
+		m.latency.WithLabelValues("unknown").Observe(d.Seconds())
+		return
+	}
+	if code == 0 {
+		tm.ok.Inc()
+	} else {
+		m.requests.WithLabelValues(tm.label, strconv.Itoa(code)).Inc()
+	}
+	tm.latency.Observe(d.Seconds())
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

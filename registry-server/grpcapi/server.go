@@ -146,6 +146,8 @@ func (s *Server) Serve(lis net.Listener) error {
 	}
 	s.lis = lis
 	s.grpc = grpc.NewServer(
+		// The proto codec, plus the pre-encoded query answers of RequestReply.
+		grpc.ForceServerCodecV2(wire.ServerCodec()),
 		grpc.StatsHandler(&connTagger{s: s}),
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
@@ -416,6 +418,21 @@ func connFrom(ctx context.Context) *Conn {
 type requestService Server
 
 func (rs *requestService) Request(ctx context.Context, p *wire.Payload) (*wire.Payload, error) {
+	out, err := rs.reply(ctx, p, func(c *wire.Codec, m wire.Message) (any, error) { return c.Encode(m) })
+	if err != nil {
+		return nil, err
+	}
+	return out.(*wire.Payload), nil
+}
+
+// RequestReply is Request for wire's handler: a query answered from a
+// pre-encoded ServiceInfo goes out as an EncodedReply (the server uses
+// wire.ServerCodec), written once into gRPC's buffer.
+func (rs *requestService) RequestReply(ctx context.Context, p *wire.Payload) (any, error) {
+	return rs.reply(ctx, p, (*wire.Codec).EncodeReply)
+}
+
+func (rs *requestService) reply(ctx context.Context, p *wire.Payload, encode func(*wire.Codec, wire.Message) (any, error)) (any, error) {
 	s := (*Server)(rs)
 	start := time.Now()
 	typ := p.GetMetadata().GetType()
@@ -424,17 +441,12 @@ func (rs *requestService) Request(ctx context.Context, p *wire.Payload) (*wire.P
 		s.met.requests.WithLabelValues(wire.TypeServerCheckRequest, "exhausted").Inc()
 		return nil, status.Errorf(codes.ResourceExhausted, "%v: max %d", ErrTooManyConns, s.cfg.MaxConnections)
 	}
-	out, err := s.codec.Encode(resp)
+	out, err := encode(s.codec, resp)
 	if err != nil {
 		s.log.Error("encode response", "type", resp.TypeName(), "err", err)
 		out, _ = s.codec.Encode(wire.NewErrorResponse(wire.CodeServerError, "response too large"))
 	}
-	label := typ
-	if !s.codec.Known(typ) {
-		label = "unknown"
-	}
-	s.met.requests.WithLabelValues(label, strconv.Itoa(resp.Result().ErrorCode)).Inc()
-	s.met.latency.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	s.met.observe(typ, s.codec.Known, resp.Result().ErrorCode, time.Since(start))
 	return out, nil
 }
 

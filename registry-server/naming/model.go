@@ -94,4 +94,8 @@ type ServiceInfo struct {
 	Checksum                 string
 	AllIPs                   bool
 	ReachProtectionThreshold bool
+	// Snapshot is the service state Hosts were selected from (nil for an
+	// unknown service). Callers memoise what they derive from the hosts
+	// (an encoded body) with Snapshot.Memo: it is dropped on every change.
+	Snapshot *Snapshot
 }

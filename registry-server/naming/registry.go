@@ -78,9 +78,9 @@ type service struct {
 	meta       *ServiceMeta
 	emptySince time.Time // zero while it has instances
 
-	view    []Instance // merged, overrides applied, sorted; valid when viewOK
-	viewOK  bool
-	healthy int // healthy instances in view (enabled or not)
+	// snap is what queries read; nil when stale (rebuilt by the next read).
+	// invalidate is the one place that drops it.
+	snap *Snapshot
 }
 
 // NewRegistry returns an empty registry reading time from clock (time.Now
@@ -146,8 +146,14 @@ func (r *Registry) svcLocked(k ServiceKey, ephemeral bool) *service {
 	return s
 }
 
+// invalidate drops the service's snapshot (and so everything memoised on
+// it). Every change to what rebuildLocked reads — the publishers and their
+// entries, the persistent instances and their health, the overrides, the
+// metadata — must call it (directly, or through dirty) under r.mu.
+func (s *service) invalidate() { s.snap = nil }
+
 func (s *service) dirty(now time.Time) {
-	s.viewOK = false
+	s.invalidate()
 	if len(s.publishers) == 0 && len(s.persistent) == 0 {
 		if s.emptySince.IsZero() {
 			s.emptySince = now
@@ -763,7 +769,7 @@ func (r *Registry) SetOverrides(key ServiceKey, o []Override) {
 		}
 		s.overrides[ov.Addr] = ov
 	}
-	s.viewOK = false
+	s.invalidate()
 	r.mu.Unlock()
 	r.notify([]ServiceKey{k})
 }
@@ -787,7 +793,7 @@ func (r *Registry) SetServiceMeta(key ServiceKey, m ServiceMeta) {
 	mc := m
 	mc.Metadata = copyMap(m.Metadata)
 	s.meta = &mc
-	s.viewOK = false
+	s.invalidate()
 	r.mu.Unlock()
 	r.notify([]ServiceKey{k})
 }
@@ -799,7 +805,7 @@ func (r *Registry) DeleteServiceMeta(key ServiceKey) {
 	r.mu.Lock()
 	if s := r.services[k]; s != nil {
 		s.meta = nil
-		s.viewOK = false
+		s.invalidate()
 	}
 	r.mu.Unlock()
 	r.notify([]ServiceKey{k})
@@ -878,12 +884,12 @@ func (r *Registry) Services() []ServiceKey {
 // disabled and unhealthy ones included, sorted by ip, port, cluster.
 func (r *Registry) Instances(key ServiceKey) []Instance {
 	k := r.lenientKey(key)
-	view, _, ok := r.viewOf(k)
-	if !ok {
+	snap := r.snapshotOf(k)
+	if snap == nil {
 		return nil
 	}
-	out := make([]Instance, len(view))
-	copy(out, view)
+	out := make([]Instance, len(snap.insts))
+	copy(out, snap.insts)
 	return out
 }
 
@@ -907,34 +913,35 @@ func (r *Registry) Persistent(key ServiceKey) []Instance {
 	return out
 }
 
-// viewOf returns the materialised view of k, rebuilding it if stale.
-func (r *Registry) viewOf(k ServiceKey) (view []Instance, meta *ServiceMeta, ok bool) {
+// snapshotOf returns k's current snapshot, rebuilding it if stale; nil
+// when the service is unknown.
+func (r *Registry) snapshotOf(k ServiceKey) *Snapshot {
 	r.mu.RLock()
 	s := r.services[k]
 	if s == nil {
 		r.mu.RUnlock()
-		return nil, nil, false
+		return nil
 	}
-	if s.viewOK {
-		view, meta = s.view, s.meta
+	if snap := s.snap; snap != nil {
 		r.mu.RUnlock()
-		return view, meta, true
+		return snap
 	}
 	r.mu.RUnlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s = r.services[k]
 	if s == nil {
-		return nil, nil, false
+		return nil
 	}
-	if !s.viewOK {
+	if s.snap == nil {
 		r.rebuildLocked(s)
 	}
-	return s.view, s.meta, true
+	return s.snap
 }
 
-// rebuildLocked merges a service's sources into its view. The view slice is
-// never mutated after publication (readers hold it without the lock).
+// rebuildLocked merges a service's sources into a new snapshot. The
+// snapshot is never mutated after publication (readers hold it without the
+// lock).
 func (r *Registry) rebuildLocked(s *service) {
 	n := len(s.persistent)
 	for id := range s.publishers {
@@ -958,13 +965,9 @@ func (r *Registry) rebuildLocked(s *service) {
 		}
 		view = append(view, in)
 	}
-	healthy := 0
 	for i := range view {
 		if ov, ok := s.overrides[addrOf(view[i])]; ok {
 			view[i] = applyOverride(view[i], ov)
-		}
-		if view[i].Healthy {
-			healthy++
 		}
 	}
 	sort.Slice(view, func(i, j int) bool {
@@ -980,7 +983,7 @@ func (r *Registry) rebuildLocked(s *service) {
 		}
 		return a.ID < b.ID
 	})
-	s.view, s.healthy, s.viewOK = view, healthy, true
+	s.snap = &Snapshot{insts: view, meta: s.meta}
 }
 
 func applyOverride(in Instance, ov Override) Instance {
@@ -1023,17 +1026,58 @@ func (r *Registry) nextRefTime() int64 {
 // the protect threshold applied as Nacos does. An unknown service gives an
 // empty ServiceInfo. Clusters is echoed joined by ",". The hosts slice and
 // metadata maps are shared with the registry: read them, don't modify them.
+// The selection is memoised on the service's snapshot (info.Snapshot) per
+// clusters and healthyOnly; LastRefTime is new on every call.
 func (r *Registry) Select(key ServiceKey, clusters []string, healthyOnly bool) (ServiceInfo, error) {
 	k, err := r.NormalizeKey(key)
 	if err != nil {
 		return ServiceInfo{}, err
 	}
 	info := ServiceInfo{Key: k, Clusters: strings.Join(clusters, ","), CacheMillis: r.cfg.CacheMillis, Hosts: []Instance{}}
-	view, meta, ok := r.viewOf(k)
+	snap := r.snapshotOf(k)
 	info.LastRefTime = r.nextRefTime()
-	if !ok {
+	if snap == nil {
 		return info, nil
 	}
+	sel := snap.Memo(selectMemoKey(clusters, healthyOnly), func() any {
+		return selectFrom(snap, clusters, healthyOnly)
+	}).(*selection)
+	info.Hosts, info.ReachProtectionThreshold, info.Snapshot = sel.hosts, sel.reachProtection, snap
+	return info, nil
+}
+
+// selection is Select's memoised part.
+type selection struct {
+	hosts           []Instance
+	reachProtection bool
+}
+
+// selectMemoKey encodes Select's parameters injectively (cluster names are
+// length-prefixed: any byte may occur in them).
+func selectMemoKey(clusters []string, healthyOnly bool) string {
+	if len(clusters) == 0 { // the common query: no allocation
+		if healthyOnly {
+			return "naming.select:h"
+		}
+		return "naming.select:a"
+	}
+	var b strings.Builder
+	b.WriteString("naming.select:")
+	if healthyOnly {
+		b.WriteByte('h')
+	} else {
+		b.WriteByte('a')
+	}
+	for _, c := range clusters {
+		b.WriteString(strconv.Itoa(len(c)))
+		b.WriteByte(':')
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+// selectFrom filters a snapshot: a pure function of its arguments.
+func selectFrom(snap *Snapshot, clusters []string, healthyOnly bool) *selection {
 	inCluster := func(c string) bool {
 		if len(clusters) == 0 {
 			return true
@@ -1046,8 +1090,8 @@ func (r *Registry) Select(key ServiceKey, clusters []string, healthyOnly bool) (
 		return false
 	}
 	var all, healthy int
-	hosts := make([]Instance, 0, len(view))
-	for _, in := range view {
+	hosts := make([]Instance, 0, len(snap.insts))
+	for _, in := range snap.insts {
 		if !in.Enabled || !inCluster(in.Cluster) {
 			continue
 		}
@@ -1059,25 +1103,25 @@ func (r *Registry) Select(key ServiceKey, clusters []string, healthyOnly bool) (
 			hosts = append(hosts, in)
 		}
 	}
-	info.Hosts = hosts
-	if meta != nil && all > 0 {
+	sel := &selection{hosts: hosts}
+	if meta := snap.meta; meta != nil && all > 0 {
 		th := meta.ProtectThreshold
 		if th < 0 {
 			th = 0
 		}
 		if float64(healthy)/float64(all) <= th {
-			info.ReachProtectionThreshold = true
+			sel.reachProtection = true
 			prot := make([]Instance, 0, all)
-			for _, in := range view {
+			for _, in := range snap.insts {
 				if in.Enabled && inCluster(in.Cluster) {
 					in.Healthy = true
 					prot = append(prot, in)
 				}
 			}
-			info.Hosts = prot
+			sel.hosts = prot
 		}
 	}
-	return info, nil
+	return sel
 }
 
 // ListServices returns the number of services in namespace/group and the
