@@ -148,6 +148,8 @@ func (s *Server) Serve(lis net.Listener) error {
 	s.grpc = grpc.NewServer(
 		grpc.StatsHandler(&connTagger{s: s}),
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
+		grpc.InitialWindowSize(int32(s.cfg.WindowBytes)),
+		grpc.InitialConnWindowSize(int32(s.cfg.WindowBytes)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTimeout}),
 	)
@@ -314,6 +316,7 @@ func (s *Server) deliver(c *Conn, resp wire.Response) {
 	key := c.ID + "/" + resp.Result().RequestID
 	s.pendMu.Lock()
 	ch := s.pending[key]
+	delete(s.pending, key) // one answer per request: a repeat is dropped
 	s.pendMu.Unlock()
 	if ch != nil {
 		select {
