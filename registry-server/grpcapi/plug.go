@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ferrysync/ferry/wire"
@@ -49,42 +50,39 @@ type PushResult struct {
 // encoded once, with its requestId set to a mark, and only the requestId
 // differs between the payloads queued to the connections; req is mutated
 // (by encoding) and must not be used concurrently. Results are in connIDs
-// order. One fan-out costs one goroutine (the caller's) and one timer,
-// whatever the number of connections.
+// order. The answers are recorded by the goroutines that read them: a
+// fan-out costs the caller's goroutine and one timer, whatever the number
+// of connections.
 func (s *Server) PushAll(ctx context.Context, connIDs []string, req wire.Request, timeout time.Duration) []PushResult {
-	out := make([]PushResult, len(connIDs))
+	b := &pushBatch{out: make([]PushResult, len(connIDs)), left: len(connIDs), done: make(chan struct{})}
 	if len(connIDs) == 0 {
-		return out
+		return b.out
 	}
 	body, err := s.encodeTemplate(req)
 	if err != nil {
-		now := s.now()
-		for i := range out {
-			out[i] = PushResult{Err: err, At: now}
-		}
-		return out
+		b.settleAll(err, s.now())
+		return b.out
 	}
 	// Request ids are a block of consecutive numbers: the i-th connection
-	// gets base+i, so an answer's requestId gives its index.
+	// gets base+i.
 	n := uint64(len(connIDs))
 	base := s.nextID.Add(n) - n + 1
+	ids := make([]string, len(connIDs))
 	conns := make([]*Conn, len(connIDs))
 	s.mu.Lock()
 	for i, id := range connIDs {
 		conns[i] = s.conns[id]
 	}
 	s.mu.Unlock()
-	// One channel collects every answer; it holds them all, so deliver
-	// never drops one.
-	ch := make(chan wire.Response, len(connIDs))
 	keys := make([]string, len(connIDs))
 	s.pendMu.Lock()
 	for i, c := range conns {
 		if c == nil {
 			continue
 		}
-		keys[i] = c.ID + "/" + strconv.FormatUint(base+uint64(i), 10)
-		s.pending[keys[i]] = ch
+		ids[i] = strconv.FormatUint(base+uint64(i), 10)
+		keys[i] = c.ID + "/" + ids[i]
+		s.pending[keys[i]] = pendingReply{batch: b, i: i}
 	}
 	s.pendMu.Unlock()
 	defer func() {
@@ -96,59 +94,59 @@ func (s *Server) PushAll(ctx context.Context, connIDs []string, req wire.Request
 		}
 		s.pendMu.Unlock()
 	}()
-	left := 0
 	for i, c := range conns {
 		switch {
 		case c == nil || !c.Registered():
-			out[i].Err = fmt.Errorf("%w: %s", ErrNotConnected, connIDs[i])
-		case !c.enqueue(body.payload(strconv.FormatUint(base+uint64(i), 10))):
+			b.settle(i, fmt.Errorf("%w: %s", ErrNotConnected, connIDs[i]), s.now())
+		case !c.enqueue(body.payload(ids[i])):
+			err := fmt.Errorf("%w: %s", ErrBusy, connIDs[i])
 			if c.closed.Load() {
-				out[i].Err = fmt.Errorf("%w: %s", ErrNotConnected, connIDs[i])
-			} else {
-				out[i].Err = fmt.Errorf("%w: %s", ErrBusy, connIDs[i])
+				err = fmt.Errorf("%w: %s", ErrNotConnected, connIDs[i])
 			}
-		default:
-			left++
-			continue
+			b.settle(i, err, s.now())
 		}
-		out[i].At = s.now()
 	}
-	if left == 0 {
-		return out
-	}
-	waiting := func(i int) bool { return out[i].At.IsZero() }
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	var end error
-	for left > 0 && end == nil {
-		select {
-		case resp := <-ch:
-			id, err := strconv.ParseUint(resp.Result().RequestID, 10, 64)
-			i := int(id - base)
-			if err != nil || id < base || i >= len(out) || !waiting(i) {
-				continue
-			}
-			if !resp.Result().OK() {
-				out[i].Err = fmt.Errorf("grpcapi: client answered %s %d/%d: %s", resp.TypeName(),
-					resp.Result().ResultCode, resp.Result().ErrorCode, resp.Result().Message)
-			}
-			out[i].At = s.now()
-			left--
-		case <-t.C:
-			end = ErrTimeout
-		case <-ctx.Done():
-			end = ctx.Err()
-		case <-s.stopped:
-			end = ErrStopped
-		}
+	select {
+	case <-b.done:
+	case <-t.C:
+		b.settleAll(ErrTimeout, s.now())
+	case <-ctx.Done():
+		b.settleAll(ctx.Err(), s.now())
+	case <-s.stopped:
+		b.settleAll(ErrStopped, s.now())
 	}
-	if end != nil {
-		now := s.now()
-		for i := range out {
-			if waiting(i) {
-				out[i] = PushResult{Err: end, At: now}
-			}
-		}
+	// Every entry is settled: late answers leave out alone.
+	return b.out
+}
+
+// pushBatch collects the outcomes of one PushAll. mu guards out and left;
+// an entry is settled once (At set), by the answer or by PushAll's end.
+type pushBatch struct {
+	mu   sync.Mutex
+	out  []PushResult
+	left int
+	done chan struct{} // closed when left reaches 0
+}
+
+// settle records entry i's outcome (err, nil for success) unless it has
+// one.
+func (b *pushBatch) settle(i int, err error, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.out[i].At.IsZero() {
+		return
 	}
-	return out
+	b.out[i] = PushResult{Err: err, At: at}
+	if b.left--; b.left == 0 {
+		close(b.done)
+	}
+}
+
+// settleAll gives err to every entry without an outcome.
+func (b *pushBatch) settleAll(err error, at time.Time) {
+	for i := range b.out {
+		b.settle(i, err, at)
+	}
 }
