@@ -581,3 +581,16 @@ func TestPushAll(t *testing.T) {
 		t.Fatal("results for no connection")
 	}
 }
+
+func TestConfigValidateWindow(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []int{0, 65535, 2 << 30} {
+		c := DefaultConfig()
+		c.WindowBytes = w
+		if err := c.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "WindowBytes") {
+			t.Errorf("WindowBytes %d: %v", w, err)
+		}
+	}
+}
