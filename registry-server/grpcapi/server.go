@@ -538,6 +538,11 @@ func (bs *biStreamService) RequestBiStream(stream wire.BiRequestStream_RequestBi
 	if c == nil {
 		return status.Error(codes.Internal, "no connection")
 	}
+	// The response headers go out now, with the stream, rather than with
+	// the first push: that push is then one DATA frame like the others.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	out := make(chan *wire.Payload, s.cfg.SendQueue)
