@@ -8,13 +8,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/ferrysync/ferry/wire"
 )
 
-// benchConn is a minimal Nacos 2.x client connection, set up as the SDK
-// does it, for the registry and config benchmarks: unary calls, and a
-// bi-stream that acks pushes and answers client detection.
+// benchConn is a minimal Nacos 2.x client connection, dialled and set up
+// as the Go SDK does it, for the registry and config benchmarks: unary
+// calls, and a bi-stream that acks pushes and answers client detection.
 type benchConn struct {
 	cc     *grpc.ClientConn
 	req    wire.RequestClient
@@ -29,7 +30,13 @@ type benchConn struct {
 // benchDial connects to addr (the gRPC port) as a client of module
 // ("naming" or "config") and returns once the server has taken the setup.
 func benchDial(ctx context.Context, addr, module string, onPush func(wire.Request, time.Time)) (*benchConn, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The dial options of nacos-sdk-go v2.3.5 (grpc_client.go
+	// createNewConnection): 10 MiB static windows (no BDP pings), 10 MiB
+	// inbound messages, a keepalive ping every 60 s.
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(10<<20), grpc.WithInitialConnWindowSize(10<<20),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(10<<20)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: time.Minute, Timeout: 20 * time.Second, PermitWithoutStream: true}))
 	if err != nil {
 		return nil, err
 	}

@@ -115,10 +115,19 @@ type grpcPusher struct {
 	timeout time.Duration
 }
 
-func (p grpcPusher) PushChange(ctx context.Context, connID string, k Key) error {
+func (p grpcPusher) PushChange(ctx context.Context, k Key, connIDs []string) []PushOutcome {
 	req := &wire.ConfigChangeNotifyRequest{}
 	req.Group, req.DataID, req.Tenant = k.Group, k.DataID, k.Tenant
-	_, err := p.g.Push(ctx, connID, req, p.timeout)
+	res := p.g.PushAll(ctx, connIDs, req, p.timeout)
+	out := make([]PushOutcome, len(res))
+	for i, r := range res {
+		out[i] = PushOutcome{Err: pushErr(r.Err), At: r.At}
+	}
+	return out
+}
+
+// pushErr maps the gRPC API's push errors onto the Pusher's.
+func pushErr(err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -30,10 +30,23 @@ type Store interface {
 	SetConfigWatcher(func(Key))
 }
 
-// Pusher sends ConfigChangeNotifyRequest to one connection and waits for
-// its ack. Errors wrap ErrGone when the connection no longer exists.
+// Pusher sends ConfigChangeNotifyRequest to connections and waits for
+// their acks. The service calls it from one goroutine per change (and
+// spelling of the key), never holding its lock.
 type Pusher interface {
-	PushChange(ctx context.Context, connID string, k Key) error
+	// PushChange tells each of connIDs that k changed, naming it as k is
+	// spelt, and waits (at most PushTimeout, or until ctx ends) for the
+	// acks. It returns one outcome per connection, in connIDs order; an
+	// error wraps ErrGone when the connection no longer exists, ErrPushBusy
+	// when its send queue is full, context.DeadlineExceeded when it did not
+	// ack in time.
+	PushChange(ctx context.Context, k Key, connIDs []string) []PushOutcome
+}
+
+// PushOutcome is one connection's result of a push.
+type PushOutcome struct {
+	Err error
+	At  time.Time // when the ack (or the failure) came
 }
 
 // ErrGone is a Pusher's error for a connection that no longer exists.
@@ -277,7 +290,9 @@ func (s *Service) Listeners(k Key) []string {
 }
 
 // changed is the store's watcher: wake the long polls on k and push to
-// every connection listening to it. It never blocks.
+// every connection listening to it. It never blocks: the pushes run on
+// one goroutine per spelling of k (clients name the public tenant "" or
+// "public"), each a single fan-out to all its connections.
 func (s *Service) changed(k Key) {
 	since := s.now()
 	s.mu.Lock()
@@ -287,60 +302,70 @@ func (s *Service) changed(k Key) {
 		default:
 		}
 	}
-	type target struct {
-		conn string
-		key  Key
-	}
-	var conns []target
-	if s.pusher != nil && !s.closed {
+	var bySpelling map[Key][]string
+	if s.pusher != nil && !s.closed && len(s.byKey[k]) > 0 {
+		bySpelling = map[Key][]string{}
 		for c := range s.byKey[k] {
 			ck := k
 			ck.Tenant = s.conns[c][k]
-			conns = append(conns, target{c, ck})
+			bySpelling[ck] = append(bySpelling[ck], c)
 		}
 	}
-	s.wg.Add(len(conns)) // under mu: never concurrent with Stop's Wait
+	s.wg.Add(len(bySpelling)) // under mu: never concurrent with Stop's Wait
 	s.mu.Unlock()
-	for _, c := range conns {
+	for asSent, conns := range bySpelling {
 		go func() {
 			defer s.wg.Done()
-			s.push(c.conn, k, c.key, since)
+			s.push(k, asSent, conns, since)
 		}()
 	}
 }
 
-func (s *Service) listening(connID string, k Key) bool {
+// stillListening keeps those of conns that still listen to k.
+func (s *Service) stillListening(conns []string, k Key) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.conns[connID][k]
-	return ok
+	out := conns[:0]
+	for _, c := range conns {
+		if _, ok := s.conns[c][k]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
-// push sends one change of k to one connection, naming the config as
-// asSent (the client's spelling), retrying a timeout or a full queue while
-// the connection still listens.
-func (s *Service) push(connID string, k, asSent Key, since time.Time) {
+// push sends one change of k to conns, naming the config as asSent (the
+// clients' spelling), and tries again those that timed out, found their
+// queue full or failed, while they still listen (PushRetries times,
+// PushRetryDelay after the previous fan-out ended).
+func (s *Service) push(k, asSent Key, conns []string, since time.Time) {
 	for try := 0; ; try++ {
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PushTimeout)
-		err := s.pusher.PushChange(ctx, connID, asSent)
-		cancel()
-		switch {
-		case err == nil:
-			s.met.pushes.WithLabelValues("ok").Inc()
-			s.met.pushLatency.Observe(s.now().Sub(since).Seconds())
-			return
-		case errors.Is(err, ErrGone):
-			s.met.pushes.WithLabelValues("gone").Inc()
-			return
-		case errors.Is(err, ErrPushBusy):
-			s.met.pushes.WithLabelValues("busy").Inc()
-		case errors.Is(err, context.DeadlineExceeded):
-			s.met.pushes.WithLabelValues("timeout").Inc()
-		default:
-			s.met.pushes.WithLabelValues("fail").Inc()
+		res := s.pusher.PushChange(s.ctx, asSent, conns)
+		var again []string
+		var lastErr error
+		for i, r := range res {
+			switch err := r.Err; {
+			case err == nil:
+				s.met.pushes.WithLabelValues("ok").Inc()
+				s.met.pushLatency.Observe(r.At.Sub(since).Seconds())
+				continue
+			case errors.Is(err, ErrGone):
+				s.met.pushes.WithLabelValues("gone").Inc()
+				continue
+			case errors.Is(err, ErrPushBusy):
+				s.met.pushes.WithLabelValues("busy").Inc()
+			case errors.Is(err, context.DeadlineExceeded):
+				s.met.pushes.WithLabelValues("timeout").Inc()
+			default:
+				s.met.pushes.WithLabelValues("fail").Inc()
+			}
+			again, lastErr = append(again, conns[i]), r.Err
 		}
-		if s.ctx.Err() != nil || try >= s.cfg.PushRetries || !s.listening(connID, k) {
-			s.log.Debug("config push failed", "conn", connID, "key", k.String(), "err", err)
+		if len(again) == 0 {
+			return
+		}
+		if s.ctx.Err() != nil || try >= s.cfg.PushRetries {
+			s.log.Debug("config push failed", "conns", len(again), "key", k.String(), "err", lastErr)
 			return
 		}
 		t := time.NewTimer(s.cfg.PushRetryDelay)
@@ -348,6 +373,9 @@ func (s *Service) push(connID string, k, asSent Key, since time.Time) {
 		case <-t.C:
 		case <-s.ctx.Done():
 			t.Stop()
+			return
+		}
+		if conns = s.stillListening(again, k); len(conns) == 0 {
 			return
 		}
 	}

@@ -103,21 +103,27 @@ type recPusher struct {
 	ch    chan string
 }
 
-func (p *recPusher) PushChange(ctx context.Context, connID string, k Key) error {
+func (p *recPusher) PushChange(ctx context.Context, k Key, connIDs []string) []PushOutcome {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gone[connID] {
-		return ErrGone
+	out := make([]PushOutcome, len(connIDs))
+	for i, connID := range connIDs {
+		out[i].At = time.Now()
+		if p.gone[connID] {
+			out[i].Err = ErrGone
+			continue
+		}
+		if p.fails > 0 {
+			p.fails--
+			out[i].Err = context.DeadlineExceeded
+			continue
+		}
+		p.got = append(p.got, connID+"|"+k.String())
+		if p.ch != nil {
+			p.ch <- connID + "|" + k.String()
+		}
 	}
-	if p.fails > 0 {
-		p.fails--
-		return context.DeadlineExceeded
-	}
-	p.got = append(p.got, connID+"|"+k.String())
-	if p.ch != nil {
-		p.ch <- connID + "|" + k.String()
-	}
-	return nil
+	return out
 }
 
 func TestListenPushDrop(t *testing.T) {

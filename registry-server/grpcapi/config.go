@@ -15,6 +15,13 @@ type Config struct {
 	MaxConnections int
 	// MaxMessageBytes bounds one inbound gRPC message (Nacos: 10 MiB).
 	MaxMessageBytes int
+	// WindowBytes is the HTTP/2 flow-control window the server grants each
+	// stream and each connection (1 MiB, grpc-java's default; the Go SDK
+	// sets 10 MiB on its side). A static window turns gRPC-Go's BDP
+	// estimation off: with it, every small message received (each push's
+	// ack) made the server send a PING and the client answer it, doubling
+	// the packets of a push.
+	WindowBytes int
 	// MaxHeaderBytes bounds a request's Metadata.headers (keys plus values);
 	// over it the request is answered ErrorResponse 502.
 	MaxHeaderBytes int
@@ -62,6 +69,7 @@ func DefaultConfig() Config {
 		MaxConnections:   20000,
 		MaxMessageBytes:  10 << 20,
 		MaxHeaderBytes:   16 << 10,
+		WindowBytes:      1 << 20,
 		IdleTimeout:      20 * time.Second,
 		DetectTimeout:    5 * time.Second,
 		EjectInterval:    3 * time.Second,
@@ -95,6 +103,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxConnections %d must be > 0", ErrConfig, c.MaxConnections)
 	case c.MaxMessageBytes < 4096:
 		return fmt.Errorf("%w: MaxMessageBytes %d must be ≥ 4096", ErrConfig, c.MaxMessageBytes)
+	case c.WindowBytes < 64<<10 || c.WindowBytes > 1<<30:
+		return fmt.Errorf("%w: WindowBytes %d must be in [64 KiB, 1 GiB]", ErrConfig, c.WindowBytes)
 	case c.MaxHeaderBytes <= 0:
 		return fmt.Errorf("%w: MaxHeaderBytes %d must be > 0", ErrConfig, c.MaxHeaderBytes)
 	case c.SendQueue <= 0:

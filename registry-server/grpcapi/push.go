@@ -135,13 +135,17 @@ func (p *pusher) execute(k pushKey, since time.Time) {
 	}
 }
 
-// pushBody is a NotifySubscriberRequest's JSON around its requestId.
-type pushBody struct{ head, tail []byte }
+// pushBody is an encoded request around its requestId: the payload for
+// one connection is head + id + tail.
+type pushBody struct {
+	typ        string
+	head, tail []byte
+}
 
 func (b *pushBody) payload(id string) *wire.Payload {
 	v := make([]byte, 0, len(b.head)+len(id)+len(b.tail))
 	v = append(append(append(v, b.head...), id...), b.tail...)
-	return &wire.Payload{Metadata: &wire.Metadata{Type: wire.TypeNotifySubscriberRequest}, Body: &anypb.Any{Value: v}}
+	return &wire.Payload{Metadata: &wire.Metadata{Type: b.typ}, Body: &anypb.Any{Value: v}}
 }
 
 func (p *pusher) encode(svc naming.ServiceKey, clusters string) (*pushBody, error) {
@@ -153,21 +157,34 @@ func (p *pusher) encode(svc naming.ServiceKey, clusters string) (*pushBody, erro
 	wi.Clusters = clusters
 	req := &wire.NotifySubscriberRequest{ServiceInfo: wi}
 	req.Namespace, req.GroupName, req.ServiceName = svc.Namespace, svc.Group, svc.Name
-	req.RequestID = pushIDMark
-	pl, err := p.s.codec.Encode(req)
+	return p.s.encodeTemplate(req)
+}
+
+// encodeTemplate encodes req (mutating it) with a mark for its requestId
+// and splits the body around it. Requests with Metadata headers are not
+// supported (pushes carry none).
+func (s *Server) encodeTemplate(req wire.Request) (*pushBody, error) {
+	req.Header().RequestID = pushIDMark
+	pl, err := s.codec.Encode(req)
 	if err != nil {
 		return nil, err
 	}
+	if len(pl.GetMetadata().GetHeaders()) > 0 {
+		return nil, errors.New("grpcapi: a push template cannot carry headers")
+	}
 	v := pl.GetBody().GetValue()
-	i := bytes.Index(v, []byte(pushIDMark))
+	// The mark is looked for as the JSON field: a string value cannot
+	// contain it (its quotes would be escaped).
+	field := []byte(`"requestId":"` + pushIDMark + `"`)
+	i := bytes.Index(v, field)
 	if i < 0 {
 		return nil, errors.New("grpcapi: request id mark not found")
 	}
-	return &pushBody{head: v[:i], tail: v[i+len(pushIDMark):]}, nil
+	i += len(`"requestId":"`)
+	return &pushBody{typ: pl.GetMetadata().GetType(), head: v[:i], tail: v[i+len(pushIDMark):]}, nil
 }
 
-// pushIDMark stands for the requestId in an encoded push body; it cannot
-// occur earlier in the body (requestId is its first field).
+// pushIDMark stands for the requestId in an encoded push body.
 const pushIDMark = "ferry-push-id-mark"
 
 func (p *pusher) pushOne(svc naming.ServiceKey, sub naming.Subscription, c *Conn, body *pushBody, since time.Time) {

@@ -72,8 +72,8 @@ type Server struct {
 	mu    sync.Mutex // guards conns
 	conns map[string]*Conn
 
-	pendMu  sync.Mutex // guards pending
-	pending map[string]chan wire.Response
+	pendMu  sync.Mutex              // guards pending
+	pending map[string]pendingReply // "connID/requestId" → who waits for the answer
 	nextID  atomic.Uint64
 
 	push *pusher
@@ -106,7 +106,7 @@ func New(cfg Config, reg *naming.Registry, logger *slog.Logger, registerer prome
 		handlers: map[string]HandlerFunc{},
 		now:      time.Now,
 		conns:    map[string]*Conn{},
-		pending:  map[string]chan wire.Response{},
+		pending:  map[string]pendingReply{},
 		stopped:  make(chan struct{}),
 	}
 	s.push = newPusher(s)
@@ -150,6 +150,8 @@ func (s *Server) Serve(lis net.Listener) error {
 		grpc.ForceServerCodecV2(wire.ServerCodec()),
 		grpc.StatsHandler(&connTagger{s: s}),
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
+		grpc.InitialWindowSize(int32(s.cfg.WindowBytes)),
+		grpc.InitialConnWindowSize(int32(s.cfg.WindowBytes)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTimeout}),
 	)
@@ -281,7 +283,7 @@ func (s *Server) callPayload(ctx context.Context, c *Conn, id string, p *wire.Pa
 	ch := make(chan wire.Response, 1)
 	key := c.ID + "/" + id
 	s.pendMu.Lock()
-	s.pending[key] = ch
+	s.pending[key] = pendingReply{ch: ch}
 	s.pendMu.Unlock()
 	defer func() {
 		s.pendMu.Lock()
@@ -298,11 +300,7 @@ func (s *Server) callPayload(ctx context.Context, c *Conn, id string, p *wire.Pa
 	defer t.Stop()
 	select {
 	case resp := <-ch:
-		if !resp.Result().OK() {
-			return resp, fmt.Errorf("grpcapi: client answered %s %d/%d: %s", resp.TypeName(),
-				resp.Result().ResultCode, resp.Result().ErrorCode, resp.Result().Message)
-		}
-		return resp, nil
+		return resp, answerErr(resp)
 	case <-t.C:
 		return nil, ErrTimeout
 	case <-ctx.Done():
@@ -315,14 +313,37 @@ func (s *Server) callPayload(ctx context.Context, c *Conn, id string, p *wire.Pa
 func (s *Server) deliver(c *Conn, resp wire.Response) {
 	key := c.ID + "/" + resp.Result().RequestID
 	s.pendMu.Lock()
-	ch := s.pending[key]
+	p, ok := s.pending[key]
+	delete(s.pending, key) // one answer per request: a repeat is dropped
 	s.pendMu.Unlock()
-	if ch != nil {
+	switch {
+	case !ok:
+	case p.batch != nil:
+		p.batch.settle(p.i, answerErr(resp), s.now())
+	default:
 		select {
-		case ch <- resp:
+		case p.ch <- resp:
 		default:
 		}
 	}
+}
+
+// answerErr is nil for a client's answer with resultCode 200, else an
+// error describing it.
+func answerErr(resp wire.Response) error {
+	r := resp.Result()
+	if r.OK() {
+		return nil
+	}
+	return fmt.Errorf("grpcapi: client answered %s %d/%d: %s", resp.TypeName(), r.ResultCode, r.ErrorCode, r.Message)
+}
+
+// pendingReply is where the answer to a server→client request goes: a
+// single call's channel, or entry i of a PushAll batch.
+type pendingReply struct {
+	ch    chan wire.Response
+	batch *pushBatch
+	i     int
 }
 
 // ejectLoop probes idle connections with ClientDetectionRequest and closes
@@ -528,6 +549,11 @@ func (bs *biStreamService) RequestBiStream(stream wire.BiRequestStream_RequestBi
 	c := connFrom(stream.Context())
 	if c == nil {
 		return status.Error(codes.Internal, "no connection")
+	}
+	// The response headers go out now, with the stream, rather than with
+	// the first push: that push is then one DATA frame like the others.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()

@@ -69,6 +69,7 @@ type rawClient struct {
 	batchBeat bool
 	pushes    chan *wire.NotifySubscriberRequest
 	ack       atomic.Bool // answer pushes and detections
+	nack      atomic.Bool // answer pushes with resultCode 500
 	detect    atomic.Int32
 	resets    chan *wire.ConnectResetRequest
 	cancel    context.CancelFunc
@@ -143,7 +144,10 @@ func (c *rawClient) readLoop() {
 		case *wire.NotifySubscriberRequest:
 			ack := c.ack.Load() // decided before the test sees the push
 			c.pushes <- r
-			if ack {
+			switch {
+			case ack && c.nack.Load():
+				c.send(&wire.NotifySubscriberResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 500, ErrorCode: 500, Message: "no", RequestID: r.RequestID}})
+			case ack:
 				c.send(&wire.NotifySubscriberResponse{ResponseHeader: wire.ResponseHeader{ResultCode: 200, RequestID: r.RequestID}})
 			}
 		case *wire.ClientDetectionRequest:
@@ -634,5 +638,97 @@ func TestManyConcurrentClients(t *testing.T) {
 	wg.Wait()
 	if si, _ := reg.Select(naming.ServiceKey{Name: "svc"}, nil, false); len(si.Hosts) != 8 {
 		t.Fatalf("hosts = %d, want one per connection", len(si.Hosts))
+	}
+}
+
+func TestPushAll(t *testing.T) {
+	s, _ := startServer(t, nil)
+	a := dialRaw(t, s.Addr().String(), true)
+	b := dialRaw(t, s.Addr().String(), true)
+	silent := dialRaw(t, s.Addr().String(), true)
+	silent.ack.Store(false)
+	refuser := dialRaw(t, s.Addr().String(), true)
+	refuser.nack.Store(true)
+	// A name that holds the mark and the field's spelling: the template
+	// must split at the real requestId only.
+	name := `x"requestId":"` + pushIDMark + `"`
+	newReq := func() *wire.NotifySubscriberRequest {
+		r := &wire.NotifySubscriberRequest{ServiceInfo: wire.ServiceInfo{Name: name}}
+		r.Namespace, r.GroupName, r.ServiceName = "public", "DEFAULT_GROUP", name
+		return r
+	}
+	ids := []string{a.connID, b.connID, silent.connID, "nope", refuser.connID}
+	start := time.Now()
+	res := s.PushAll(context.Background(), ids, newReq(), 300*time.Millisecond)
+	if len(res) != len(ids) {
+		t.Fatalf("%d results", len(res))
+	}
+	for i, want := range []error{nil, nil, ErrTimeout, ErrNotConnected, nil} {
+		switch {
+		case want == nil && i < 2 && res[i].Err != nil:
+			t.Errorf("%d: %v", i, res[i].Err)
+		case want != nil && !errors.Is(res[i].Err, want):
+			t.Errorf("%d: %v, want %v", i, res[i].Err, want)
+		case res[i].At.Before(start):
+			t.Errorf("%d: at %v", i, res[i].At)
+		}
+	}
+	if res[4].Err == nil || !strings.Contains(res[4].Err.Error(), "500") {
+		t.Errorf("refused push: %v", res[4].Err)
+	}
+	seen := map[string]bool{}
+	for _, c := range []*rawClient{a, b, silent, refuser} {
+		select {
+		case p := <-c.pushes:
+			if p.ServiceName != name || p.ServiceInfo.Name != name || p.RequestID == "" || seen[p.RequestID] {
+				t.Errorf("push %+v", p)
+			}
+			seen[p.RequestID] = true
+		case <-time.After(5 * time.Second):
+			t.Fatal("no push")
+		}
+	}
+	// Nothing is left pending, and a cancelled fan-out ends at once.
+	s.pendMu.Lock()
+	n := len(s.pending)
+	s.pendMu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d pending after PushAll", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res = s.PushAll(ctx, []string{silent.connID}, newReq(), time.Minute)
+	if !errors.Is(res[0].Err, context.Canceled) {
+		t.Fatal(res[0].Err)
+	}
+	// Concurrent fan-outs to the same connections.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range s.PushAll(context.Background(), []string{a.connID, b.connID}, newReq(), 5*time.Second) {
+				if r.Err != nil {
+					t.Error(r.Err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(s.PushAll(context.Background(), nil, newReq(), time.Second)) != 0 {
+		t.Fatal("results for no connection")
+	}
+}
+
+func TestConfigValidateWindow(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []int{0, 65535, 2 << 30} {
+		c := DefaultConfig()
+		c.WindowBytes = w
+		if err := c.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "WindowBytes") {
+			t.Errorf("WindowBytes %d: %v", w, err)
+		}
 	}
 }
