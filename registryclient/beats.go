@@ -249,44 +249,28 @@ func (b *beatState) drain() []beatBatch {
 // entries are in answer order (wire.FerryBatchBeatRequest.Items): the full
 // items, then the group addresses group by group.
 func (b *beatState) batches(node string, es []*beatEntry) []beatBatch {
-	type groupKey struct {
-		svc     ServiceRef
-		cluster string
-	}
 	var out []beatBatch
 	for len(es) > 0 {
 		n := min(len(es), b.maxBatch)
 		chunk := es[:n:n]
 		es = es[n:]
-		req := &wire.FerryBatchBeatRequest{}
+		req := &wire.FerryBatchBeatRequest{Beats: []wire.BeatItem{}}
 		ordered := make([]*beatEntry, 0, n)
-		var members [][]*beatEntry
-		gidx := map[groupKey]int{}
+		var light []*beatEntry
 		for _, e := range chunk {
 			if e.needReg {
 				req.Beats = append(req.Beats, e.full)
 				req.RegisterIfUnknown = true
 				ordered = append(ordered, e)
-				continue
+			} else {
+				light = append(light, e)
 			}
-			k := groupKey{e.key.svc, e.light.Cluster}
-			g, ok := gidx[k]
-			if !ok {
-				g = len(req.Groups)
-				gidx[k] = g
-				req.Groups = append(req.Groups, wire.BeatGroup{Namespace: e.light.Namespace, GroupName: e.light.GroupName,
-					ServiceName: e.light.ServiceName, Cluster: e.light.Cluster})
-				members = append(members, nil)
-			}
-			req.Groups[g].Addrs = append(req.Groups[g].Addrs, e.addr)
-			members[g] = append(members[g], e)
 		}
-		if req.Beats == nil {
-			req.Beats = []wire.BeatItem{}
-		}
-		for _, m := range members {
-			ordered = append(ordered, m...)
-		}
+		var grouped []*beatEntry
+		req.Groups, grouped = groupAddrs(light, func(e *beatEntry) (ServiceRef, string, string) {
+			return e.key.svc, e.light.Cluster, e.addr
+		})
+		ordered = append(ordered, grouped...)
 		out = append(out, beatBatch{node: node, entries: ordered, req: req})
 	}
 	return out

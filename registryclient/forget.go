@@ -152,31 +152,40 @@ func (c *Client) batchDeregister(ctx context.Context, items []beatKey) (rest []b
 // deregisterRequest builds one request of items, grouped by service and
 // cluster; ordered is items in answer order.
 func deregisterRequest(items []beatKey) (req *wire.FerryBatchDeregisterRequest, ordered []beatKey) {
+	groups, ordered := groupAddrs(items, func(it beatKey) (ServiceRef, string, string) {
+		return it.svc, it.addr.Cluster, wire.BeatAddr(it.addr.IP, it.addr.Port)
+	})
+	return &wire.FerryBatchDeregisterRequest{Groups: groups}, ordered
+}
+
+// groupAddrs groups items into wire.BeatGroups by service and cluster, in
+// the order each group first appears; ordered is the items in answer order
+// (wire: group by group, address by address).
+func groupAddrs[T any](items []T, at func(T) (svc ServiceRef, cluster, addr string)) (groups []wire.BeatGroup, ordered []T) {
 	type groupKey struct {
 		svc     ServiceRef
 		cluster string
 	}
-	req = &wire.FerryBatchDeregisterRequest{}
 	gidx := map[groupKey]int{}
-	var members [][]beatKey
+	var members [][]T
 	for _, it := range items {
-		k := groupKey{it.svc, it.addr.Cluster}
+		svc, cluster, addr := at(it)
+		k := groupKey{svc, cluster}
 		g, ok := gidx[k]
 		if !ok {
-			g = len(req.Groups)
+			g = len(groups)
 			gidx[k] = g
-			req.Groups = append(req.Groups, wire.BeatGroup{Namespace: it.svc.Namespace, GroupName: it.svc.Group,
-				ServiceName: it.svc.Name, Cluster: it.addr.Cluster})
+			groups = append(groups, wire.BeatGroup{Namespace: svc.Namespace, GroupName: svc.Group, ServiceName: svc.Name, Cluster: cluster})
 			members = append(members, nil)
 		}
-		req.Groups[g].Addrs = append(req.Groups[g].Addrs, wire.BeatAddr(it.addr.IP, it.addr.Port))
+		groups[g].Addrs = append(groups[g].Addrs, addr)
 		members[g] = append(members[g], it)
 	}
-	ordered = make([]beatKey, 0, len(items))
+	ordered = make([]T, 0, len(items))
 	for _, m := range members {
 		ordered = append(ordered, m...)
 	}
-	return req, ordered
+	return groups, ordered
 }
 
 // sendDeregister sends one bulk deregister to node ("" = the main

@@ -358,15 +358,7 @@ func TestBatchBeatAnswer(t *testing.T) {
 		t.Fatalf("answer %+v", resp)
 	}
 	// Through the codec and back.
-	p, err := Encode(&resp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewCodec(0).Decode(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := m.(*FerryBatchBeatResponse).All(req)
+	back, err := viaCodec(t, &resp).(*FerryBatchBeatResponse).All(req)
 	if err != nil || !reflect.DeepEqual(back, all) {
 		t.Fatalf("All = %+v, %v; want %+v", back, err, all)
 	}
@@ -380,6 +372,20 @@ func TestBatchBeatAnswer(t *testing.T) {
 			t.Errorf("All(%+v) accepted", bad)
 		}
 	}
+}
+
+// viaCodec encodes m and decodes it again.
+func viaCodec(t *testing.T, m Message) Message {
+	t.Helper()
+	p, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := NewCodec(0).Decode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
 }
 
 func TestBatchDeregisterAnswer(t *testing.T) {
@@ -397,15 +403,7 @@ func TestBatchDeregisterAnswer(t *testing.T) {
 	if len(resp.Exceptions) != 2 || resp.Exceptions[0].Index != 1 || resp.Exceptions[1].Index != 2 {
 		t.Fatalf("answer %+v", resp)
 	}
-	p, err := Encode(&resp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewCodec(0).Decode(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := m.(*FerryBatchDeregisterResponse).All(req)
+	back, err := viaCodec(t, &resp).(*FerryBatchDeregisterResponse).All(req)
 	if err != nil || !reflect.DeepEqual(back, all) {
 		t.Fatalf("All = %+v, %v; want %+v", back, err, all)
 	}

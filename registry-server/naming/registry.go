@@ -485,18 +485,11 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 	out := make([]BeatOutcome, len(items))
 	now := r.clock()
 	var changed []ServiceKey
-	// Items usually come grouped by service: normalize each key once.
-	var prevIn, prevK ServiceKey
-	var prevErr error
-	havePrev := false
+	var keys keyRun
 	var idBuf []byte
 	r.mu.Lock()
 	for i, it := range items {
-		if !havePrev || it.Key != prevIn {
-			prevIn, havePrev = it.Key, true
-			prevK, prevErr = r.NormalizeKey(it.Key)
-		}
-		k, err := prevK, prevErr
+		k, err := keys.normalize(r, it.Key)
 		if err != nil {
 			out[i].Err = err
 			continue
@@ -528,6 +521,22 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 	r.mu.Unlock()
 	r.notify(dedupKeys(changed))
 	return out
+}
+
+// keyRun normalizes service keys that come in runs (batch items grouped by
+// service): a key equal to the previous one is not normalized again.
+type keyRun struct {
+	in, k ServiceKey
+	err   error
+	ok    bool
+}
+
+func (c *keyRun) normalize(r *Registry, in ServiceKey) (ServiceKey, error) {
+	if !c.ok || in != c.in {
+		c.in, c.ok = in, true
+		c.k, c.err = r.NormalizeKey(in)
+	}
+	return c.k, c.err
 }
 
 // beatKnownLocked refreshes the beat-kept instance at a in service k (a
@@ -637,17 +646,10 @@ func (r *Registry) DeregisterBeatKeptMany(items []BeatRequest) (errs []error) {
 	now := r.clock()
 	var changed []ServiceKey
 	var seen map[ServiceKey]struct{} // changed as a set
-	// Items usually come grouped by service: normalize each key once.
-	var prevIn, prevK ServiceKey
-	var prevErr error
-	havePrev := false
+	var keys keyRun
 	r.mu.Lock()
 	for i, it := range items {
-		if !havePrev || it.Key != prevIn {
-			prevIn, havePrev = it.Key, true
-			prevK, prevErr = r.NormalizeKey(it.Key)
-		}
-		k, err := prevK, prevErr
+		k, err := keys.normalize(r, it.Key)
 		if err != nil {
 			errs[i] = err
 			continue
