@@ -105,9 +105,8 @@ func (b *beatState) removeEntry(e *beatEntry) {
 }
 
 // keep makes insts the beat-kept set of svc; it returns the entries that
-// are new or changed (to be registered at once) and the addresses of the
-// changed ones among them.
-func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry, changed []Addr) {
+// are new or changed (to be registered at once).
+func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry) {
 	cur := b.bySvc[svc]
 	want := make(map[Addr]Instance, len(insts))
 	for _, i := range insts {
@@ -130,7 +129,6 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry, 
 			e.full, e.light, e.needReg = full, lightItem(full), true
 			e.addr = wire.BeatAddr(e.light.IP, e.light.Port)
 			fresh = append(fresh, e)
-			changed = append(changed, a)
 			continue
 		}
 		e := &beatEntry{key: beatKey{svc, a}, full: full, light: lightItem(full), needReg: true}
@@ -139,7 +137,7 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry, 
 		b.addToSlot(e)
 		fresh = append(fresh, e)
 	}
-	return fresh, changed
+	return fresh
 }
 
 // lightItem names the instance by address only (wire: Instance omitted).
@@ -337,9 +335,9 @@ func (b *beatState) failed(node string, es []*beatEntry) int {
 // client (idempotent; it replaces the previous set). New instances are
 // registered at once by a batch beat with registerIfUnknown; the rest are
 // beaten every BeatPeriod by merged beats. An instance whose fields changed
-// since the last Keep is deregistered (HTTP) and registered again in the
-// same call, because a beat never rewrites a known instance; the server's
-// push delay normally merges the two changes into one push.
+// since the last Keep is sent in full again in the same call: the server
+// replaces a known instance from a full item with registerIfUnknown, so
+// subscribers see one change and never a gap.
 // Instances missing from insts stop being beaten without a deregistration
 // (they expire on the server unless someone else beats them); use Forget to
 // remove them at once. Against a server without merged beats (a real
@@ -363,8 +361,7 @@ func (c *Client) Keep(ctx context.Context, svc ServiceRef, insts []Instance) err
 		return c.noBatchBeat()
 	}
 	c.beats.mu.Lock()
-	fresh, changed := c.beats.keep(svc, insts)
-	node := c.beats.redirect[svc]
+	fresh := c.beats.keep(svc, insts)
 	var batches []beatBatch
 	if len(fresh) > 0 {
 		for _, e := range fresh {
@@ -374,9 +371,6 @@ func (c *Client) Keep(ctx context.Context, svc ServiceRef, insts []Instance) err
 	}
 	c.beats.mu.Unlock()
 	var errs []error
-	for _, a := range changed {
-		errs = append(errs, c.httpDeregister(ctx, node, svc, a))
-	}
 	for _, bb := range batches {
 		errs = append(errs, c.sendBatch(ctx, bb))
 	}

@@ -28,7 +28,7 @@ func TestBeatScheduleSpreadsEvenly(t *testing.T) {
 	var b beatState
 	b.init(cfg)
 	svc := ServiceRef{Namespace: "public", Group: DefaultGroup, Name: "s"}
-	if fresh, _ := b.keep(svc, instances(103, "10.0")); len(fresh) != 103 {
+	if fresh := b.keep(svc, instances(103, "10.0")); len(fresh) != 103 {
 		t.Fatalf("fresh %d", len(fresh))
 	}
 	for _, s := range b.slots {
@@ -54,7 +54,7 @@ func TestBeatScheduleSpreadsEvenly(t *testing.T) {
 		}
 	}
 	// Idempotent: the same set changes nothing; a smaller set removes.
-	if fresh, _ := b.keep(svc, instances(103, "10.0")); len(fresh) != 0 {
+	if fresh := b.keep(svc, instances(103, "10.0")); len(fresh) != 0 {
 		t.Fatalf("re-keep fresh %d", len(fresh))
 	}
 	b.keep(svc, instances(50, "10.0"))
@@ -63,7 +63,7 @@ func TestBeatScheduleSpreadsEvenly(t *testing.T) {
 	}
 	changed := instances(50, "10.0")
 	changed[7].Weight = 3
-	if fresh, ch := b.keep(svc, changed); len(fresh) != 1 || len(ch) != 1 || ch[0] != changed[7].Addr() {
+	if fresh := b.keep(svc, changed); len(fresh) != 1 || fresh[0].key.addr != changed[7].Addr() {
 		t.Fatalf("changed fresh %d", len(fresh))
 	}
 	if got := b.release(svc, []Addr{changed[0].Addr()}); len(got) != 1 || b.size() != 49 {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,7 +278,8 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 				all = append(all, wire.BeatResult{Status: wire.BeatUnknown})
 				continue
 			}
-			if !known {
+			// A full item with registerIfUnknown upserts, as the registry does.
+			if r.RegisterIfUnknown && b.Full() && (!known || !reflect.DeepEqual(f.kept[svc][k], b.Instance)) {
 				if f.kept[svc] == nil {
 					f.kept[svc] = map[string]wire.Instance{}
 				}
