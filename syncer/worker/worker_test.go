@@ -18,6 +18,7 @@ import (
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
 	"github.com/ferrysync/ferry/store"
+	"github.com/ferrysync/ferry/zkwatch"
 )
 
 type tWriter struct{ t testing.TB }
@@ -158,6 +159,40 @@ func TestWorkerSyncsZooKeeperIntoRegistry(t *testing.T) {
 	waitFor(t, "the removed provider to leave the registry", 30*time.Second, func() bool {
 		return len(hosts(t, regAddr, svc0)) == lcfg.Instances-1
 	})
+
+	// A provider restarted on the same address (a newer node, then the old
+	// one deleted) is updated in place through the client's upsert.
+	ip := hosts(t, regAddr, svc0)[0]["ip"].(string)
+	j := 0
+	for j < lcfg.Instances && loader.Host(0, j) != ip {
+		j++
+	}
+	kids, _, err = loader.Conn().Children(provPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newTS := time.Now().UnixMilli()
+	if _, err := loader.Conn().Create(loader.ProviderPath(0, loader.ProviderURL(0, j, newTS)), nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range kids {
+		if u, err := zkwatch.ParseProviderNode(k); err == nil && u.Host == ip {
+			if err := loader.Conn().Delete(provPath+"/"+k, -1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "the restarted provider's new timestamp in the registry", 30*time.Second, func() bool {
+		for _, h := range hosts(t, regAddr, svc0) {
+			if md, _ := h["metadata"].(map[string]any); h["ip"] == ip && md["timestamp"] == fmt.Sprint(newTS) {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(hosts(t, regAddr, svc0)); n != lcfg.Instances-1 {
+		t.Fatalf("after the restart %s has %d instances, want %d", svc0, n, lcfg.Instances-1)
+	}
 
 	// A provider node that does not parse is skipped with an event; the
 	// service's other providers stay.
