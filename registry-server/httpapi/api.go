@@ -356,23 +356,10 @@ func (a *API) register(_ *http.Request, p params) (any, *apiError) {
 }
 
 func (a *API) deregister(_ *http.Request, p params) (any, *apiError) {
-	key, err := p.serviceKey()
+	key, addr, err := p.instanceAddr()
 	if err != nil {
 		return nil, err
 	}
-	ip, err := p.ip()
-	if err != nil {
-		return nil, err
-	}
-	port, err := p.port()
-	if err != nil {
-		return nil, err
-	}
-	cluster, err := p.cluster()
-	if err != nil {
-		return nil, err
-	}
-	addr := naming.Addr{IP: ip, Port: port, Cluster: cluster}
 	if boolParam(p.opt("ephemeral", "true")) {
 		if derr := a.deps.Naming.DeregisterBeatKept(key, addr); derr != nil {
 			return nil, serverError(derr)
@@ -414,23 +401,10 @@ func (a *API) update(_ *http.Request, p params) (any, *apiError) {
 // must exist.
 func (a *API) patch(v version) handlerFunc {
 	return func(_ *http.Request, p params) (any, *apiError) {
-		key, err := p.serviceKey()
+		key, addr, err := p.instanceAddr()
 		if err != nil {
 			return nil, err
 		}
-		ip, err := p.ip()
-		if err != nil {
-			return nil, err
-		}
-		port, err := p.port()
-		if err != nil {
-			return nil, err
-		}
-		cluster, err := p.cluster()
-		if err != nil {
-			return nil, err
-		}
-		addr := naming.Addr{IP: ip, Port: port, Cluster: cluster}
 		var o naming.Override
 		found := false
 		for _, x := range a.deps.Store.Overrides(key) {
@@ -439,15 +413,15 @@ func (a *API) patch(v version) handlerFunc {
 			}
 		}
 		if !found {
-			si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
+			si, serr := a.deps.Naming.Select(key, []string{addr.Cluster}, false)
 			if serr != nil {
 				return nil, serverError(serr)
 			}
 			for _, h := range si.Hosts {
-				found = found || (h.IP == ip && h.Port == port)
+				found = found || (h.IP == addr.IP && h.Port == addr.Port)
 			}
 			for _, in := range a.deps.Store.Instances(key) {
-				found = found || (in.IP == ip && in.Port == port && in.Cluster == cluster)
+				found = found || (in.IP == addr.IP && in.Port == addr.Port && in.Cluster == addr.Cluster)
 			}
 		}
 		if !found {
@@ -484,22 +458,11 @@ func (a *API) patch(v version) handlerFunc {
 
 func (a *API) detail(v version) handlerFunc {
 	return func(_ *http.Request, p params) (any, *apiError) {
-		key, err := p.serviceKey()
+		key, addr, err := p.instanceAddr()
 		if err != nil {
 			return nil, err
 		}
-		ip, err := p.ip()
-		if err != nil {
-			return nil, err
-		}
-		port, err := p.port()
-		if err != nil {
-			return nil, err
-		}
-		cluster, err := p.cluster()
-		if err != nil {
-			return nil, err
-		}
+		ip, port, cluster := addr.IP, addr.Port, addr.Cluster
 		si, serr := a.deps.Naming.Select(key, []string{cluster}, false)
 		if serr != nil {
 			return nil, serverError(serr)

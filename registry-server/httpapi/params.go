@@ -418,23 +418,33 @@ type instanceForm struct {
 	ephemSet bool
 }
 
+// instanceAddr parses what names one instance: serviceName*, namespaceId,
+// groupName, ip*, port*, clusterName|cluster.
+func (p params) instanceAddr() (naming.ServiceKey, naming.Addr, *apiError) {
+	key, err := p.serviceKey()
+	if err != nil {
+		return key, naming.Addr{}, err
+	}
+	ip, err := p.ip()
+	if err != nil {
+		return key, naming.Addr{}, err
+	}
+	port, err := p.port()
+	if err != nil {
+		return key, naming.Addr{}, err
+	}
+	cluster, err := p.cluster()
+	if err != nil {
+		return key, naming.Addr{}, err
+	}
+	return key, naming.Addr{IP: ip, Port: port, Cluster: cluster}, nil
+}
+
 // instance parses the full instance form: ip*, port*, serviceName*,
 // namespaceId, groupName, clusterName|cluster, weight, enabled|enable,
 // healthy, ephemeral (default true), metadata.
 func (p params) instance() (instanceForm, *apiError) {
-	key, err := p.serviceKey()
-	if err != nil {
-		return instanceForm{}, err
-	}
-	ip, err := p.ip()
-	if err != nil {
-		return instanceForm{}, err
-	}
-	port, err := p.port()
-	if err != nil {
-		return instanceForm{}, err
-	}
-	cluster, err := p.cluster()
+	key, addr, err := p.instanceAddr()
 	if err != nil {
 		return instanceForm{}, err
 	}
@@ -452,7 +462,7 @@ func (p params) instance() (instanceForm, *apiError) {
 	return instanceForm{
 		key: key,
 		inst: naming.Instance{
-			IP: ip, Port: port, Weight: w, Cluster: cluster, Metadata: md,
+			IP: addr.IP, Port: addr.Port, Weight: w, Cluster: addr.Cluster, Metadata: md,
 			Healthy:   boolParam(p.opt("healthy", "true")),
 			Enabled:   p.enabled(),
 			Ephemeral: boolParam(p.opt("ephemeral", "true")),
