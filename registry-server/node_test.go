@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/internal/testlog"
 )
 
 // openNode starts a whole node (Open) on free ports over dir.
@@ -17,7 +19,7 @@ func openNode(t *testing.T, dir string) *Server {
 	cfg := DefaultConfig()
 	cfg.Port = 0
 	cfg.DataDir = dir
-	s, err := Open(cfg, slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+	s, err := Open(cfg, testlog.New(t, slog.LevelWarn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,14 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/internal/testlog"
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 type fakeComponent struct{ started, stopped int }
 
@@ -29,7 +24,7 @@ func TestStartStopMetricsMount(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Port = 0
 	cfg.DataDir = t.TempDir()
-	s, err := New(cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)), nil)
+	s, err := New(cfg, testlog.New(t, slog.LevelInfo), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
+	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/wire"
 )
 
@@ -513,15 +514,8 @@ func (f *fakeServer) count(typ string) int {
 
 // ---- test helpers ----
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return testlog.New(t, slog.LevelDebug)
 }
 
 func testConfig(t testing.TB, servers ...string) Config {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	mysqldrv "github.com/go-sql-driver/mysql"
 
 	"github.com/ferrysync/ferry/internal/mysqlserver"
+	"github.com/ferrysync/ferry/internal/testlog"
 )
 
 // One MariaDB per test binary, started by the first test that needs it; a
@@ -54,15 +54,8 @@ func sharedMySQL(t testing.TB) *mysqlserver.Server {
 	return shared.srv
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return testlog.New(t, slog.LevelInfo)
 }
 
 func openDSN(t testing.TB, dsn string) *Store {

@@ -11,11 +11,12 @@ import (
 	"log/slog"
 	"maps"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/internal/testlog"
 )
 
 // fakeClock fires After channels only when advanced.
@@ -413,14 +414,7 @@ func (p *fakeProber) Probe(_ context.Context, addr string) error {
 
 // testLogger routes slog to t.Log.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return testlog.New(t, slog.LevelDebug)
 }
 
 // eventually polls cond until it holds or the deadline passes.

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"strings"
 	"testing"
+
+	"github.com/ferrysync/ferry/internal/testlog"
 )
 
 // ForTest starts a private server in t.TempDir() and stops it when the test
@@ -15,7 +16,7 @@ func ForTest(t testing.TB) *Server {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Dir = t.TempDir()
-	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	cfg.Logger = testlog.New(t, slog.LevelInfo)
 	s, err := Start(context.Background(), cfg)
 	if errors.Is(err, ErrNotInstalled) {
 		SkipOrFail(t, err)
@@ -38,12 +39,4 @@ func SkipOrFail(t testing.TB, err error) {
 		t.Fatalf("CI=true and MariaDB is needed: %v", err)
 	}
 	t.Skipf("skipping: %v", err)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

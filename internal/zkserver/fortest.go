@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/internal/testlog"
 )
 
 // ForTest starts a private server for t in t.TempDir() on a free port and
@@ -29,7 +31,7 @@ func ForTestConfig(t testing.TB, cfg Config) *Server {
 		cfg.Dir = t.TempDir()
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		cfg.Logger = testlog.New(t, slog.LevelWarn)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -39,13 +41,4 @@ func ForTestConfig(t testing.TB, cfg Config) *Server {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-// tWriter routes a slog text handler to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
 }

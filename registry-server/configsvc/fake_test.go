@@ -2,11 +2,12 @@ package configsvc
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/internal/testlog"
 )
 
 // memStore is an in-memory Store with the Raft FSM's semantics (CAS,
@@ -95,16 +96,9 @@ func (m *memStore) SetConfigWatcher(w func(Key)) {
 	m.watch = w
 }
 
-// tWriter routes logs to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return testlog.New(t, slog.LevelDebug)
 }
-
-var _ io.Writer = tWriter{}
 
 func newTestService(t testing.TB, st Store, mod func(*Config)) *Service {
 	t.Helper()

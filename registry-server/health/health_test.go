@@ -14,22 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/registry-server/raftstore"
 )
-
-type tlog struct{ t testing.TB }
-
-func (h tlog) Enabled(context.Context, slog.Level) bool { return true }
-func (h tlog) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-	h.t.Log(b.String())
-	return nil
-}
-func (h tlog) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h tlog) WithGroup(string) slog.Handler      { return h }
 
 func TestStateMachine(t *testing.T) {
 	tests := []struct {
@@ -114,7 +102,7 @@ func keyed(addr string) raftstore.Keyed {
 
 func newTestProber(t *testing.T, cfg Config, deps Deps) *Prober {
 	t.Helper()
-	p, err := New(cfg, deps, slog.New(tlog{t}), prometheus.NewRegistry())
+	p, err := New(cfg, deps, testlog.New(t, slog.LevelDebug), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

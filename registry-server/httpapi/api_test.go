@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,22 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/registry-server/raftstore"
 )
-
-type tlog struct{ t testing.TB }
-
-func (h tlog) Enabled(context.Context, slog.Level) bool { return true }
-func (h tlog) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-	h.t.Log(b.String())
-	return nil
-}
-func (h tlog) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h tlog) WithGroup(string) slog.Handler      { return h }
 
 type env struct {
 	t      testing.TB
@@ -56,7 +43,7 @@ func newEnv(t testing.TB, dir string) *env {
 	t.Helper()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	fn := newFakeNaming(clock.Now)
-	log := slog.New(tlog{t})
+	log := testlog.New(t, slog.LevelDebug)
 	st, err := raftstore.Open(storeConfig(dir), log, fn, nil)
 	if err != nil {
 		t.Fatal(err)

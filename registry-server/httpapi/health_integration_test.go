@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/registry-server/health"
 )
 
@@ -30,7 +31,7 @@ func TestPersistentHealthProbe(t *testing.T) {
 	}()
 	addr := l.Addr().(*net.TCPAddr)
 	e.mustOK("POST", "/nacos/v1/ns/instance", vals("serviceName", "p", "ip", "127.0.0.1", "port", strconv.Itoa(addr.Port), "ephemeral", "false"))
-	p, err := health.New(health.DefaultConfig(), health.Deps{Targets: e.store, Reporter: e.naming, Active: e.store.Ready}, slog.New(tlog{t}), nil)
+	p, err := health.New(health.DefaultConfig(), health.Deps{Targets: e.store, Reporter: e.naming, Active: e.store.Ready}, testlog.New(t, slog.LevelDebug), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package raftstore
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,24 +19,11 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/registry-server/naming"
 )
 
-// tlog routes slog records to t.Log.
-type tlog struct{ t testing.TB }
-
-func (h tlog) Enabled(context.Context, slog.Level) bool { return true }
-func (h tlog) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-	h.t.Log(b.String())
-	return nil
-}
-func (h tlog) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h tlog) WithGroup(string) slog.Handler      { return h }
-
-func testLogger(t testing.TB) *slog.Logger { return slog.New(tlog{t}) }
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t, slog.LevelDebug) }
 
 // fakeApplier records the latest state the FSM handed over.
 type fakeApplier struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/internal/zkload"
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
@@ -21,15 +22,8 @@ import (
 	"github.com/ferrysync/ferry/zkwatch"
 )
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return testlog.New(t, slog.LevelWarn)
 }
 
 // hosts lists a service's instances through the registry's HTTP API.
