@@ -1,8 +1,6 @@
 package grpcapi
 
 import (
-	"strconv"
-
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/wire"
 )
@@ -14,20 +12,11 @@ func toWireInstance(in naming.Instance, grouped string, cfg naming.Config) wire.
 	if md == nil {
 		md = map[string]string{}
 	}
-	iv, to, del := cfg.BeatInterval.Milliseconds(), cfg.BeatTimeout.Milliseconds(), cfg.DeleteTimeout.Milliseconds()
-	if v, err := strconv.ParseInt(md[naming.MetaHeartBeatInterval], 10, 64); err == nil && v > 0 {
-		iv = v
-	}
-	if v, err := strconv.ParseInt(md[naming.MetaHeartBeatTimeout], 10, 64); err == nil && v > 0 {
-		to = v
-	}
-	if v, err := strconv.ParseInt(md[naming.MetaIPDeleteTimeout], 10, 64); err == nil && v > 0 {
-		del = v
-	}
+	iv, to, del := cfg.BeatTimes(md)
 	return wire.Instance{
 		InstanceID: in.ID, IP: in.IP, Port: in.Port, Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
 		Ephemeral: in.Ephemeral, ClusterName: in.Cluster, ServiceName: grouped, Metadata: md,
-		InstanceHeartBeatInterval: iv, InstanceHeartBeatTimeOut: to, IPDeleteTimeout: del,
+		InstanceHeartBeatInterval: iv.Milliseconds(), InstanceHeartBeatTimeOut: to.Milliseconds(), IPDeleteTimeout: del.Milliseconds(),
 	}
 }
 

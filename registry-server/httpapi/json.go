@@ -4,25 +4,14 @@ import (
 	"strconv"
 
 	"github.com/ferrysync/ferry/registry-server/naming"
+	"github.com/ferrysync/ferry/wire"
 )
 
-// instanceJSON is Nacos' Instance as Jackson writes it (2.x), with the
-// derived heartbeat getters.
+// instanceJSON is Nacos' Instance as Jackson writes it over HTTP (2.x):
+// the wire fields, then the instanceIdGenerator getter.
 type instanceJSON struct {
-	InstanceID                string            `json:"instanceId"`
-	IP                        string            `json:"ip"`
-	Port                      int               `json:"port"`
-	Weight                    float64           `json:"weight"`
-	Healthy                   bool              `json:"healthy"`
-	Enabled                   bool              `json:"enabled"`
-	Ephemeral                 bool              `json:"ephemeral"`
-	ClusterName               string            `json:"clusterName"`
-	ServiceName               string            `json:"serviceName"`
-	Metadata                  map[string]string `json:"metadata"`
-	InstanceHeartBeatInterval int64             `json:"instanceHeartBeatInterval"`
-	InstanceHeartBeatTimeOut  int64             `json:"instanceHeartBeatTimeOut"`
-	IPDeleteTimeout           int64             `json:"ipDeleteTimeout"`
-	InstanceIDGenerator       string            `json:"instanceIdGenerator"`
+	wire.Instance
+	InstanceIDGenerator string `json:"instanceIdGenerator"`
 }
 
 // serviceInfoJSON is Nacos' ServiceInfo; over HTTP v1 name is grouped.
@@ -102,7 +91,7 @@ func (a *API) serviceInfo(key naming.ServiceKey, clusters string, si naming.Serv
 		if cluster == "" {
 			cluster = naming.DefaultCluster
 		}
-		out.Hosts = append(out.Hosts, instanceJSON{
+		out.Hosts = append(out.Hosts, instanceJSON{Instance: wire.Instance{
 			InstanceID:                instanceID(key, h),
 			IP:                        h.IP,
 			Port:                      h.Port,
@@ -116,8 +105,7 @@ func (a *API) serviceInfo(key naming.ServiceKey, clusters string, si naming.Serv
 			InstanceHeartBeatInterval: preserved(h.Metadata, naming.MetaHeartBeatInterval, defaultBeatInterval),
 			InstanceHeartBeatTimeOut:  preserved(h.Metadata, naming.MetaHeartBeatTimeout, defaultBeatTimeout),
 			IPDeleteTimeout:           preserved(h.Metadata, naming.MetaIPDeleteTimeout, defaultIPDeleteTimout),
-			InstanceIDGenerator:       "simple",
-		})
+		}, InstanceIDGenerator: "simple"})
 	}
 	return out
 }

@@ -53,10 +53,11 @@ func metaMillis(md map[string]string, key string) (time.Duration, bool, error) {
 	return time.Duration(v) * time.Millisecond, true, nil
 }
 
-// beatTimes returns an instance's beat interval, unhealthy timeout and
-// delete timeout (preserved.* metadata or the config's defaults).
-func (r *Registry) beatTimes(md map[string]string) (interval, timeout, del time.Duration) {
-	interval, timeout, del = r.cfg.BeatInterval, r.cfg.BeatTimeout, r.cfg.DeleteTimeout
+// BeatTimes returns a beat-kept instance's beat interval, unhealthy
+// timeout and delete timeout: its preserved.* metadata when positive
+// numbers of ms, else the config's defaults.
+func (c Config) BeatTimes(md map[string]string) (interval, timeout, del time.Duration) {
+	interval, timeout, del = c.BeatInterval, c.BeatTimeout, c.DeleteTimeout
 	if v, ok, _ := metaMillis(md, MetaHeartBeatInterval); ok {
 		interval = v
 	}
@@ -67,6 +68,10 @@ func (r *Registry) beatTimes(md map[string]string) (interval, timeout, del time.
 		del = v
 	}
 	return
+}
+
+func (r *Registry) beatTimes(md map[string]string) (interval, timeout, del time.Duration) {
+	return r.cfg.BeatTimes(md)
 }
 
 // normalizeInstance checks an instance and fills its defaults: the
