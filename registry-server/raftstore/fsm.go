@@ -324,20 +324,27 @@ func (f *fsm) putInstance(c putInstanceCmd) (map[naming.ServiceKey]change, error
 }
 
 func (f *fsm) removeInstance(c addrCmd) (map[naming.ServiceKey]change, error) {
+	return removeAddr(f, c, chInstances, func(s *service) map[string]naming.Instance { return s.Instances })
+}
+
+// removeAddr deletes c.Addr's entry from the map of c.Key's service that
+// pick selects, reporting ch when there was one; removing nothing is no
+// error (idempotent, as Nacos).
+func removeAddr[V any](f *fsm, c addrCmd, ch change, pick func(*service) map[string]V) (map[naming.ServiceKey]change, error) {
 	if err := validKey(c.Key); err != nil {
 		return nil, err
 	}
 	s := f.services[c.Key]
-	k := addrKey(normAddr(c.Addr))
 	if s == nil {
 		return nil, nil
 	}
-	if _, ok := s.Instances[k]; !ok {
-		return nil, nil // idempotent, as Nacos
+	m, k := pick(s), addrKey(normAddr(c.Addr))
+	if _, ok := m[k]; !ok {
+		return nil, nil
 	}
-	delete(s.Instances, k)
+	delete(m, k)
 	f.gc(c.Key)
-	return map[naming.ServiceKey]change{c.Key: chInstances}, nil
+	return map[naming.ServiceKey]change{c.Key: ch}, nil
 }
 
 func (f *fsm) putOverride(c putOverrideCmd) (map[naming.ServiceKey]change, error) {
@@ -362,20 +369,7 @@ func (f *fsm) putOverride(c putOverrideCmd) (map[naming.ServiceKey]change, error
 }
 
 func (f *fsm) removeOverride(c addrCmd) (map[naming.ServiceKey]change, error) {
-	if err := validKey(c.Key); err != nil {
-		return nil, err
-	}
-	s := f.services[c.Key]
-	k := addrKey(normAddr(c.Addr))
-	if s == nil {
-		return nil, nil
-	}
-	if _, ok := s.Overrides[k]; !ok {
-		return nil, nil
-	}
-	delete(s.Overrides, k)
-	f.gc(c.Key)
-	return map[naming.ServiceKey]change{c.Key: chOverrides}, nil
+	return removeAddr(f, c, chOverrides, func(s *service) map[string]naming.Override { return s.Overrides })
 }
 
 func (f *fsm) setEnabledByIP(c setEnabledByIPCmd) (map[naming.ServiceKey]change, error) {
