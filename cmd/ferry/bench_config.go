@@ -69,7 +69,7 @@ func benchConfig(ctx context.Context, env *cmdEnv, args []string) error {
 	addr := s.GRPCAddr().String()
 	fmt.Fprintf(out, "config: one in-process node (Raft store), loopback gRPC clients, GOMAXPROCS=%d\n", runtime.GOMAXPROCS(0))
 
-	qc, err := cfgDialN(ctx, addr, *qconns, nil)
+	qc, err := dialN(*qconns, func() (*benchConn, error) { return cfgDial(ctx, addr, nil) })
 	if err != nil {
 		return err
 	}
@@ -117,21 +117,6 @@ func cfgDial(ctx context.Context, addr string, onPush func(*wire.ConfigChangeNot
 		}
 	}
 	return benchDial(ctx, addr, "config", hook)
-}
-
-func cfgDialN(ctx context.Context, addr string, n int, onPush func(*wire.ConfigChangeNotifyRequest, time.Time)) ([]*benchConn, error) {
-	out := make([]*benchConn, 0, n)
-	for i := 0; i < n; i++ {
-		c, err := cfgDial(ctx, addr, onPush)
-		if err != nil {
-			for _, c := range out {
-				c.close()
-			}
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 func cfgQueries(ctx context.Context, conns []*benchConn, configs, inflight int, dur time.Duration) (int64, time.Duration, error) {
@@ -220,7 +205,7 @@ func cfgPushLatency(ctx context.Context, addr string, pub *benchConn, n, rounds 
 		}
 		mu.Unlock()
 	}
-	conns, err := cfgDialN(ctx, addr, n, onPush)
+	conns, err := dialN(n, func() (*benchConn, error) { return cfgDial(ctx, addr, onPush) })
 	if err != nil {
 		return 0, 0, 0, err
 	}

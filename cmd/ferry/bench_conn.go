@@ -127,3 +127,19 @@ func (c *benchConn) call(ctx context.Context, m wire.Message) (wire.Response, er
 	}
 	return resp, nil
 }
+
+// dialN opens n connections with dial; on an error it closes those opened.
+func dialN(n int, dial func() (*benchConn, error)) ([]*benchConn, error) {
+	out := make([]*benchConn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := dial()
+		if err != nil {
+			for _, c := range out {
+				c.close()
+			}
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

@@ -80,7 +80,7 @@ func (b *regBench) run(ctx context.Context, instances, singles int, dur time.Dur
 	b.printf("registry: one in-process node, loopback gRPC clients, GOMAXPROCS=%d\n", runtime.GOMAXPROCS(0))
 
 	// 1. Batch registrations (and memory per instance at that size).
-	conns, err := b.dialN(ctx, 4)
+	conns, err := dialN(4, func() (*benchConn, error) { return b.dial(ctx, nil) })
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (b *regBench) run(ctx context.Context, instances, singles int, dur time.Dur
 	b.printf("  memory           %8.0f B/instance at %d instances (server heap growth, Dubbo-like metadata)\n", perInst, n)
 
 	// 2. Single InstanceRequests.
-	sconns, err := b.dialN(ctx, 8)
+	sconns, err := dialN(8, func() (*benchConn, error) { return b.dial(ctx, nil) })
 	if err != nil {
 		return err
 	}
@@ -166,21 +166,6 @@ func (b *regBench) dial(ctx context.Context, onPush func(*wire.NotifySubscriberR
 		}
 	}
 	return benchDial(ctx, b.addr, "naming", hook)
-}
-
-func (b *regBench) dialN(ctx context.Context, n int) ([]*benchConn, error) {
-	out := make([]*benchConn, 0, n)
-	for i := 0; i < n; i++ {
-		c, err := b.dial(ctx, nil)
-		if err != nil {
-			for _, c := range out {
-				c.close()
-			}
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 func (c *benchConn) lightCall(ctx context.Context, m wire.Message, want string) error {
