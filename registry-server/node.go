@@ -21,19 +21,14 @@ import (
 // instances (leader-only) and the HTTP open API under /nacos. Start it
 // with Start; Stop closes the prober, then the Raft store, then the ports.
 func Open(cfg Config, logger *slog.Logger, prom *prometheus.Registry) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
+	s, err := New(cfg, logger, prom) // validates cfg
+	if err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if prom == nil {
-		prom = prometheus.NewRegistry()
-	}
-	s, err := New(cfg, logger, prom)
-	if err != nil {
-		return nil, err
-	}
+	prom = s.prom // New made one when nil
 	rcfg := cfg.Raft
 	if rcfg.Dir == "" {
 		rcfg.Dir = filepath.Join(cfg.DataDir, "raft")
