@@ -15,7 +15,7 @@ import (
 	"github.com/ferrysync/ferry/migrations"
 )
 
-var tables = []string{"zk_clusters", "registry_clusters", "sync_tasks", "apps", "workers", "shard_leases", "events"}
+var tables = []string{"zk_clusters", "registry_clusters", "sync_tasks", "apps", "workers", "shard_leases", "events", "task_status", "settings_generation", "commands", "command_acks", "app_counts", "service_counts", "worker_metrics"}
 
 func TestLatest(t *testing.T) {
 	for _, d := range []migrations.Dialect{migrations.MySQL, migrations.SQLite} {

@@ -124,3 +124,30 @@ func TestOpenPersistsAcrossRestart(t *testing.T) {
 		t.Fatalf("metrics = %d", code)
 	}
 }
+
+// A node without a member list answers Nacos' cluster routes as a
+// one-member cluster: itself, UP (not 404).
+func TestStandaloneClusterNodes(t *testing.T) {
+	s := openNode(t, t.TempDir())
+	defer s.Stop()
+	code, body := call(t, s, "GET", "/nacos/v1/core/cluster/nodes", nil)
+	if code != http.StatusOK {
+		t.Fatalf("nodes: %d %s", code, body)
+	}
+	var ans struct {
+		Code int `json:"code"`
+		Data []struct {
+			Address string `json:"address"`
+			State   string `json:"state"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &ans); err != nil {
+		t.Fatal(err)
+	}
+	if ans.Code != 200 || len(ans.Data) != 1 || ans.Data[0].State != "UP" {
+		t.Fatalf("nodes: %s", body)
+	}
+	if code, body := call(t, s, "GET", "/nacos/v1/core/cluster/health", nil); code != http.StatusOK || !strings.Contains(body, "UP") {
+		t.Fatalf("health: %d %s", code, body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,4 +95,70 @@ func TestConfig(t *testing.T) {
 	if err := c.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "DeleteTimeout") {
 		t.Errorf("%v", err)
 	}
+}
+
+// portProbe is a component that, when stopped, records whether the node's
+// HTTP port still accepts connections.
+type portProbe struct {
+	s          *Server
+	acceptedAt bool
+	stopped    int
+}
+
+func (p *portProbe) Start() error { return nil }
+func (p *portProbe) Stop(context.Context) error {
+	p.stopped++
+	if c, err := net.DialTimeout("tcp", p.s.HTTPAddr().String(), time.Second); err == nil {
+		c.Close()
+		p.acceptedAt = true
+	}
+	return nil
+}
+
+// TestShutdownOrder: the node stops its listeners before its components
+// (a component stopping sees the port closed), Shutdown is idempotent, and
+// a node opened but never started releases its Raft store (the directory
+// opens again at once).
+func TestShutdownOrder(t *testing.T) {
+	dir := t.TempDir()
+	s := openNode(t, dir)
+	cfg := DefaultConfig()
+	cfg.Port = 0
+	cfg.DataDir = t.TempDir()
+	bare, err := New(cfg, testlog.New(t, slog.LevelWarn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &portProbe{s: bare}
+	bare.AddComponent(p)
+	if err := bare.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bare.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := bare.Shutdown(ctx); err != nil || p.stopped != 1 {
+		t.Fatalf("second shutdown: %v, component stopped %d times", err, p.stopped)
+	}
+	if p.acceptedAt {
+		t.Fatal("the HTTP port still accepted connections when a component stopped")
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opened, never started: Stop releases the Raft store's files.
+	cfg.DataDir = dir
+	n, err := Open(cfg, testlog.New(t, slog.LevelWarn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Stop()
+	n, err = Open(cfg, testlog.New(t, slog.LevelWarn), nil)
+	if err != nil {
+		t.Fatalf("reopen after a stop without start: %v", err)
+	}
+	n.Stop()
 }

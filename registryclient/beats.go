@@ -24,9 +24,8 @@ type beatKey struct {
 // beatState.mu.
 type beatEntry struct {
 	key     beatKey
-	full    wire.BeatItem // the whole instance: registers an unknown one
-	light   wire.BeatItem // address only: a plain beat
-	addr    string        // light.IP and light.Port as a BeatGroup address
+	full    wire.BeatItem // the whole instance: registers an unknown one (a plain beat is addr in a group)
+	addr    string        // the instance's IP and port as a BeatGroup address: the beat-kept client
 	slot    int
 	slotIdx int
 	needReg bool // the next beat carries the full instance with registerIfUnknown
@@ -36,7 +35,14 @@ type beatEntry struct {
 
 // beatState is the beat schedule, the bounded buffer of due beats and the
 // redirect cache. It is plain data driven by the beat loop (advance, drain,
-// apply, failed) and by Keep/Release; every method is called with mu held.
+// apply, failed) and by Keep/Release/Forget; every method is called with
+// mu held.
+//
+// The redirect cache is keyed by beat-kept client, the instance's
+// "ip:port" (entry.addr): a registry cluster makes one member responsible
+// for each ip:port (Distro's tag, whatever the service, cluster or
+// namespace), so one service's instances may be beaten on several nodes.
+// An address has an entry only while some kept instance has that address.
 type beatState struct {
 	mu    sync.Mutex
 	bySvc map[ServiceRef]map[Addr]*beatEntry
@@ -45,8 +51,15 @@ type beatState struct {
 	// ring is the bounded buffer of due beats, oldest at head.
 	ring    []*beatEntry
 	head, n int
-	// redirect caches service → responsible node ("host:port").
-	redirect map[ServiceRef]string
+	// redirect caches beat-kept client ("ip:port") → responsible node
+	// ("host:port"); no entry means the main connection's server.
+	redirect map[string]string
+	// clients counts the kept instances of each beat-kept client address;
+	// an address's redirect entry goes with its last instance.
+	clients map[string]int
+	// light marks services beaten with light beats only (LightOnly): no
+	// full item, no registerIfUnknown, an unknown answer not retried.
+	light    map[ServiceRef]bool
 	maxBatch int
 	// inflight marks nodes with a batch being sent.
 	inflight map[string]bool
@@ -63,7 +76,9 @@ func (b *beatState) init(cfg Config) {
 	}
 	b.slots = make([][]*beatEntry, n)
 	b.ring = make([]*beatEntry, cfg.BeatBuffer)
-	b.redirect = map[ServiceRef]string{}
+	b.redirect = map[string]string{}
+	b.clients = map[string]int{}
+	b.light = map[ServiceRef]bool{}
 	b.inflight = map[string]bool{}
 	b.maxBatch = cfg.MaxBatchBeats
 }
@@ -96,6 +111,10 @@ func (b *beatState) removeEntry(e *beatEntry) {
 	s[len(s)-1] = nil
 	b.slots[e.slot] = s[:len(s)-1]
 	e.removed = true
+	if b.clients[e.addr]--; b.clients[e.addr] <= 0 {
+		delete(b.clients, e.addr)
+		delete(b.redirect, e.addr)
+	}
 	if m := b.bySvc[e.key.svc]; m != nil {
 		delete(m, e.key.addr)
 		if len(m) == 0 {
@@ -124,26 +143,25 @@ func (b *beatState) keep(svc ServiceRef, insts []Instance) (fresh []*beatEntry) 
 		full := wire.BeatItem{Namespace: svc.Namespace, GroupName: svc.Group, ServiceName: svc.Name, Instance: i.wire(true)}
 		if e, ok := b.bySvc[svc][a]; ok {
 			if instEqual(e.full.Instance, full.Instance) {
+				// Unchanged: hold the caller's copy from now on, so that an
+				// equal but older copy of the metadata is not kept alive
+				// beside the one the caller holds.
+				e.full.Instance.Metadata = full.Instance.Metadata
 				continue
 			}
-			e.full, e.light, e.needReg = full, lightItem(full), true
-			e.addr = wire.BeatAddr(e.light.IP, e.light.Port)
+			e.full, e.needReg = full, true
+			e.addr = wire.BeatAddr(full.Instance.IP, full.Instance.Port)
 			fresh = append(fresh, e)
 			continue
 		}
-		e := &beatEntry{key: beatKey{svc, a}, full: full, light: lightItem(full), needReg: true}
-		e.addr = wire.BeatAddr(e.light.IP, e.light.Port)
+		e := &beatEntry{key: beatKey{svc, a}, full: full, needReg: true}
+		e.addr = wire.BeatAddr(full.Instance.IP, full.Instance.Port)
+		b.clients[e.addr]++
 		b.bySvc[svc][a] = e
 		b.addToSlot(e)
 		fresh = append(fresh, e)
 	}
 	return fresh
-}
-
-// lightItem names the instance by address only (wire: Instance omitted).
-func lightItem(full wire.BeatItem) wire.BeatItem {
-	return wire.BeatItem{Namespace: full.Namespace, GroupName: full.GroupName, ServiceName: full.ServiceName,
-		IP: full.Instance.IP, Port: full.Instance.Port, Cluster: full.Instance.ClusterName}
 }
 
 func instEqual(a, b wire.Instance) bool {
@@ -217,28 +235,64 @@ type beatBatch struct {
 
 // drain empties the ring into batches, one per node (split at maxBatch).
 func (b *beatState) drain() []beatBatch {
-	byNode := map[string][]*beatEntry{}
-	var order []string
+	es := make([]*beatEntry, 0, b.n)
 	for ; b.n > 0; b.n-- {
 		e := b.ring[b.head]
 		b.ring[b.head] = nil
 		b.head = (b.head + 1) % len(b.ring)
 		e.queued = false
-		if e.removed {
-			continue
+		if !e.removed {
+			es = append(es, e)
 		}
-		node := b.redirect[e.key.svc]
+	}
+	b.head = 0
+	return b.route(es)
+}
+
+// route builds the batches of es, one per node (split at maxBatch): each
+// entry goes to the node cached for its address, or to the main
+// connection's server ("") when none is; nodes in order of first
+// appearance.
+func (b *beatState) route(es []*beatEntry) []beatBatch {
+	byNode := map[string][]*beatEntry{}
+	var order []string
+	for _, e := range es {
+		node := b.redirect[e.addr]
 		if _, ok := byNode[node]; !ok {
 			order = append(order, node)
 		}
 		byNode[node] = append(byNode[node], e)
 	}
-	b.head = 0
 	var out []beatBatch
 	for _, node := range order {
 		out = append(out, b.batches(node, byNode[node])...)
 	}
 	return out
+}
+
+// redirected records node's redirect answer for the beat-kept client at
+// addr: to another node it is cached (for addr alone), to node itself or
+// to no one the entry is cleared (back to the main server). An address no
+// kept instance has is not cached, so the cache stays bounded by the
+// kept set.
+func (b *beatState) redirected(addr, node, to string) {
+	if to == "" || to == node || b.clients[addr] == 0 {
+		delete(b.redirect, addr)
+		return
+	}
+	b.redirect[addr] = to
+}
+
+// dropNode clears every redirect entry naming node (it failed).
+func (b *beatState) dropNode(node string) {
+	if node == "" {
+		return
+	}
+	for a, n := range b.redirect {
+		if n == node {
+			delete(b.redirect, a)
+		}
+	}
 }
 
 // batches builds the requests of one node's entries: full items (with
@@ -256,7 +310,7 @@ func (b *beatState) batches(node string, es []*beatEntry) []beatBatch {
 		ordered := make([]*beatEntry, 0, n)
 		var light []*beatEntry
 		for _, e := range chunk {
-			if e.needReg {
+			if e.needReg && !b.light[e.key.svc] {
 				req.Beats = append(req.Beats, e.full)
 				req.RegisterIfUnknown = true
 				ordered = append(ordered, e)
@@ -266,7 +320,7 @@ func (b *beatState) batches(node string, es []*beatEntry) []beatBatch {
 		}
 		var grouped []*beatEntry
 		req.Groups, grouped = groupAddrs(light, func(e *beatEntry) (ServiceRef, string, string) {
-			return e.key.svc, e.light.Cluster, e.addr
+			return e.key.svc, e.full.Instance.ClusterName, e.addr
 		})
 		ordered = append(ordered, grouped...)
 		out = append(out, beatBatch{node: node, entries: ordered, req: req})
@@ -277,10 +331,12 @@ func (b *beatState) batches(node string, es []*beatEntry) []beatBatch {
 // beatOutcome counts what apply saw.
 type beatOutcome struct {
 	ok, unknown, redirect, invalid, dropped int
+	lightUnknown                            int // unknown answers to light-only beats
 	invalidMsg                              string
 }
 
-// apply handles a node's per-item answers.
+// apply handles a node's per-item answers. A redirect updates the entry of
+// that item's address only.
 func (b *beatState) apply(node string, es []*beatEntry, rs []wire.BeatResult) beatOutcome {
 	var o beatOutcome
 	for i, e := range es {
@@ -292,14 +348,19 @@ func (b *beatState) apply(node string, es []*beatEntry, rs []wire.BeatResult) be
 		case wire.BeatUnknown:
 			o.unknown++
 			e.needReg = true
+			if b.light[e.key.svc] {
+				// Not ours to bring back now: registered again (at its
+				// next beat) only once LightOnly is lifted.
+				o.lightUnknown++
+				continue
+			}
 			o.dropped += b.enqueue(e)
 		case wire.BeatRedirect:
+			// Resent next interval, not now: one hop per interval at
+			// most, so a node answering from a stale member view cannot
+			// bounce a beat around within one.
 			o.redirect++
-			if r.Redirect == "" || r.Redirect == node {
-				delete(b.redirect, e.key.svc)
-			} else {
-				b.redirect[e.key.svc] = r.Redirect
-			}
+			b.redirected(e.addr, node, r.Redirect)
 			o.dropped += b.enqueue(e)
 		default:
 			o.invalid++
@@ -311,16 +372,11 @@ func (b *beatState) apply(node string, es []*beatEntry, rs []wire.BeatResult) be
 	return o
 }
 
-// failed handles a failed request to node: its redirect entries are
-// cleared and the beats go back in the buffer.
+// failed handles a failed request to node: every redirect entry naming
+// node is cleared (those addresses go back to the main server) and the
+// beats go back in the buffer.
 func (b *beatState) failed(node string, es []*beatEntry) int {
-	if node != "" {
-		for svc, n := range b.redirect {
-			if n == node {
-				delete(b.redirect, svc)
-			}
-		}
-	}
+	b.dropNode(node)
 	dropped := 0
 	for _, e := range es {
 		dropped += b.enqueue(e)
@@ -330,6 +386,38 @@ func (b *beatState) failed(node string, es []*beatEntry) int {
 }
 
 // ---- the client side ----
+
+// ShareKept gives each of hosts (svc's instances as a query answered them)
+// whose metadata equals that of an instance Keep is beating at the same
+// ip:port the kept map instead: a caller that lists what it keeps (the
+// sync worker's reconcile) then holds one copy of each instance's metadata,
+// not the kept one and an equal listed one. The shared maps must not be
+// modified. It returns how many were shared.
+func (c *Client) ShareKept(svc ServiceRef, hosts []wire.Instance) int {
+	svc, err := c.ref(svc)
+	if err != nil {
+		return 0
+	}
+	c.beats.mu.Lock()
+	defer c.beats.mu.Unlock()
+	kept := c.beats.bySvc[svc]
+	if len(kept) == 0 {
+		return 0
+	}
+	n := 0
+	for i := range hosts {
+		h := &hosts[i]
+		e, ok := kept[Addr{IP: h.IP, Port: h.Port}]
+		if !ok {
+			e, ok = kept[Addr{IP: h.IP, Port: h.Port, Cluster: h.ClusterName}]
+		}
+		if ok && maps.Equal(e.full.Instance.Metadata, h.Metadata) {
+			h.Metadata = e.full.Instance.Metadata
+			n++
+		}
+	}
+	return n
+}
 
 // Keep makes insts the full set of beat-kept instances of svc for this
 // client (idempotent; it replaces the previous set). New instances are
@@ -367,7 +455,7 @@ func (c *Client) Keep(ctx context.Context, svc ServiceRef, insts []Instance) err
 		for _, e := range fresh {
 			e.needReg = true
 		}
-		batches = c.beats.batches(c.beats.redirect[svc], fresh)
+		batches = c.beats.route(fresh)
 	}
 	c.beats.mu.Unlock()
 	var errs []error
@@ -391,7 +479,45 @@ func (c *Client) Release(svc ServiceRef, addrs ...Addr) {
 	}
 	c.beats.mu.Lock()
 	c.beats.release(svc, addrs)
+	if len(addrs) == 0 || c.beats.bySvc[svc] == nil {
+		delete(c.beats.light, svc)
+	}
 	c.beats.mu.Unlock()
+}
+
+// LightOnly switches svc to light beats only (on) or back (off). While on,
+// the kept instances of svc are beaten by address only: nothing is
+// registered (no full item, no registerIfUnknown, Keep's new instances
+// included), and an instance the server answers "unknown" for (someone
+// removed it) is not beaten again until LightOnly is lifted. A sync worker
+// uses it while it cannot prove it owns svc (its store is unreachable):
+// it keeps alive what it registered and can resurrect nothing. Turning it
+// off queues the instances that need a registration for the next beat.
+// Local only; it does not block on I/O.
+func (c *Client) LightOnly(svc ServiceRef, on bool) {
+	svc, err := c.ref(svc)
+	if err != nil {
+		return
+	}
+	c.beats.mu.Lock()
+	defer c.beats.mu.Unlock()
+	if on {
+		if c.beats.bySvc[svc] != nil {
+			c.beats.light[svc] = true
+		}
+		return
+	}
+	if !c.beats.light[svc] {
+		return
+	}
+	delete(c.beats.light, svc)
+	dropped := 0
+	for _, e := range c.beats.bySvc[svc] {
+		if e.needReg {
+			dropped += c.beats.enqueue(e)
+		}
+	}
+	c.beats.droppedUnlogged += dropped
 }
 
 // KeptCount is the number of beat-kept instances.
@@ -401,15 +527,13 @@ func (c *Client) KeptCount() int {
 	return c.beats.size()
 }
 
-// Redirect returns the cached responsible node of svc, if any.
-func (c *Client) Redirect(svc ServiceRef) (string, bool) {
-	svc, err := c.ref(svc)
-	if err != nil {
-		return "", false
-	}
+// Redirect returns the cached responsible node of the beat-kept client at
+// ip:port (Distro's unit: every kept instance with that address, of any
+// service), if any.
+func (c *Client) Redirect(ip string, port int) (string, bool) {
 	c.beats.mu.Lock()
 	defer c.beats.mu.Unlock()
-	n, ok := c.beats.redirect[svc]
+	n, ok := c.beats.redirect[wire.BeatAddr(ip, port)]
 	return n, ok
 }
 
@@ -512,6 +636,7 @@ func (c *Client) sendBatch(ctx context.Context, bb beatBatch) error {
 				c.beats.mu.Unlock()
 				c.m.beatResults.WithLabelValues(wire.BeatOK).Add(float64(o.ok))
 				c.m.beatResults.WithLabelValues(wire.BeatUnknown).Add(float64(o.unknown))
+				c.m.lightUnknown.Add(float64(o.lightUnknown))
 				c.m.beatResults.WithLabelValues(wire.BeatRedirect).Add(float64(o.redirect))
 				c.m.beatResults.WithLabelValues(wire.BeatInvalid).Add(float64(o.invalid))
 				c.m.redirects.Add(float64(o.redirect))
@@ -650,13 +775,12 @@ func (c *Client) httpDeregister(ctx context.Context, node string, svc ServiceRef
 	var errs []error
 	for _, t := range targets {
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-		req, err := http.NewRequestWithContext(rctx, http.MethodDelete, "http://"+t+"/nacos/v1/ns/instance?"+q.Encode(), nil)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("%w: %v", ErrInvalidInput, err)
-		}
 		start := time.Now()
-		resp, err := c.http.Do(req)
+		resp, err := c.httpDo(rctx, http.MethodDelete, t, "/nacos/v1/ns/instance", q) // auth.go: token, 403 re-login
+		if errors.Is(err, ErrInvalidInput) {
+			cancel()
+			return err
+		}
 		c.m.latency.WithLabelValues("HTTPDeregister").Observe(time.Since(start).Seconds())
 		if err == nil {
 			resp.Body.Close()

@@ -13,9 +13,13 @@
 // Beat-kept instances (Keep, Release, Forget) are beaten by merged
 // FerryBatchBeatRequests: every BeatInterval one request per registry node
 // carries the beats due on that node. Redirect answers are cached per
-// service; nodes other than the main server get connections of their own.
+// beat-kept client (the instance's ip:port, the unit a registry cluster
+// assigns to one member), so one service's instances may be beaten on
+// several nodes; nodes other than the main server get connections of their
+// own.
 //
-// Every pushed or queried service is written as JSON to CacheDir; the cache
+// Every pushed service (and, with CacheDir, every queried one) is cached
+// and written as JSON to CacheDir; the cache
 // can serve reads before the first server answers (LoadCacheAtStart) and a
 // failover/ directory can override server answers (Failover).
 //
@@ -32,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,6 +70,9 @@ type Client struct {
 	curCh    chan struct{} // closed and replaced whenever cur changes
 	lastErr  error         // last connection failure
 	curLabel string        // server label set in currentServer gauge
+	// downSince is when the main connection was last lost (or the client
+	// started); zero while connected.
+	downSince time.Time
 
 	kick   chan *session   // a request saw this session fail
 	resets chan resetOrder // a server's ConnectResetRequest
@@ -79,6 +87,7 @@ type Client struct {
 	beats    beatState
 	nodes    nodePool
 	failover failoverSwitch
+	creds    *loginState // nil without Config.Username (auth.go)
 }
 
 const (
@@ -96,6 +105,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.tls, err = loadTLS(&cfg); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -105,7 +117,7 @@ func New(cfg Config) (*Client, error) {
 		log:    log.With("component", "registryclient"),
 		m:      m,
 		codec:  wire.NewCodec(cfg.MaxMessageBytes),
-		http:   &http.Client{Timeout: cfg.RequestTimeout},
+		http:   httpClient(&cfg),
 		curCh:  make(chan struct{}),
 		kick:   make(chan *session, 1),
 		resets: make(chan resetOrder, 1),
@@ -114,11 +126,18 @@ func New(cfg Config) (*Client, error) {
 		srv, _ := ParseServer(s) // validated
 		c.servers = append(c.servers, srv)
 	}
+	// Start at a random server of the list: a fleet of clients given the
+	// same list spreads over the cluster instead of all landing on its
+	// first member (the registry's balancer evens out the rest).
+	if len(c.servers) > 1 {
+		c.next = rand.IntN(len(c.servers))
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.naming.init()
 	c.beats.init(cfg)
 	c.nodes.init()
 	c.failover.on.Store(cfg.Failover)
+	c.creds = newLoginState(cfg)
 	return c, nil
 }
 
@@ -128,6 +147,9 @@ func (c *Client) Start() error {
 	if !c.state.CompareAndSwap(0, 1) {
 		return ErrClosed
 	}
+	c.mu.Lock()
+	c.downSince = time.Now()
+	c.mu.Unlock()
 	if c.cfg.LoadCacheAtStart {
 		if err := c.loadCache(); err != nil {
 			c.log.Warn("cache load failed", "dir", c.cfg.CacheDir, "err", err)
@@ -178,6 +200,14 @@ func (c *Client) CurrentServer() string {
 		return ""
 	}
 	return c.cur.srv.Addr()
+}
+
+// DisconnectedSince is when the client last lost its main connection (or
+// started without one); the zero time while connected.
+func (c *Client) DisconnectedSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.downSince
 }
 
 // ConnectionID is the server-assigned id of the main connection, or "".
@@ -322,6 +352,7 @@ func (c *Client) setCurrent(s *session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cur = s
+	c.downSince = time.Time{}
 	close(c.curCh)
 	c.curCh = make(chan struct{})
 	if c.curLabel != "" {
@@ -337,6 +368,7 @@ func (c *Client) clearCurrent(s *session) {
 	defer c.mu.Unlock()
 	if c.cur == s {
 		c.cur = nil
+		c.downSince = time.Now()
 		close(c.curCh)
 		c.curCh = make(chan struct{})
 		c.m.currentServer.WithLabelValues(c.curLabel).Set(0)
@@ -436,10 +468,10 @@ func (c *Client) request(ctx context.Context, req wire.Request) (wire.Response, 
 	}
 }
 
-// callOn is one attempt on one session, judged: a nil error means
+// callOnce is one attempt on one session, judged: a nil error means
 // resultCode 200. Errors wrap errConnectionLost when another server should
 // be tried, a *ServerError for typed failures, ErrProtocol for nonsense.
-func (c *Client) callOn(ctx context.Context, s *session, req wire.Request) (wire.Response, error) {
+func (c *Client) callOnce(ctx context.Context, s *session, req wire.Request) (wire.Response, error) {
 	typ := req.TypeName()
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()

@@ -1,6 +1,8 @@
 package registryclient
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,6 +40,10 @@ type Config struct {
 	// DialTimeout bounds one connection attempt (server check, stream
 	// open, setup).
 	DialTimeout time.Duration
+	// Dialer, when set, opens the gRPC connections' TCP streams (address
+	// "host:port") instead of a plain dial: fault-injection tests put a
+	// cuttable proxy in the way. nil dials directly.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// RequestTimeout bounds one attempt of one request; a request is retried
 	// on the next server until it succeeds or its context ends.
 	RequestTimeout time.Duration
@@ -72,6 +78,16 @@ type Config struct {
 	// (switchable at run time with SetFailover).
 	Failover bool
 
+	// TLSCAFile, when set, makes gRPC and HTTP toward the registry use TLS,
+	// trusting the PEM certificates in this file (tls.go); TLSServerName
+	// overrides the name checked in the server's certificate.
+	TLSCAFile     string
+	TLSServerName string
+	tls           *tls.Config // loaded from TLSCAFile by New
+	// Username and Password log in to a registry with auth on (auth.go);
+	// empty Username: no login. The password is never logged.
+	Username string
+	Password string
 	// Logger receives the client's logs (slog.Default() when nil).
 	Logger *slog.Logger
 	// Registerer receives the metrics (none when nil).
@@ -144,6 +160,8 @@ func (c *Config) Validate() error {
 		return bad("LoadCacheAtStart", "needs CacheDir")
 	case c.Failover && c.CacheDir == "":
 		return bad("Failover", "needs CacheDir")
+	case c.Password != "" && c.Username == "":
+		return bad("Password", "set without Username")
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/wire"
 )
@@ -47,8 +48,8 @@ type fakeServer struct {
 	counts     map[string]int // request type → count
 	lightRPCs  int            // FerryBatchBeatRequests without registerIfUnknown
 	regRPCs    int
-	lastBeats  []wire.BeatItem // items of the last batch beat
-	redirectTo func(svc ServiceRef) string
+	lastBeats  []wire.BeatItem                          // items of the last batch beat
+	redirectTo func(svc ServiceRef, addr string) string // responsible node of addr ("ip:port"); "" or f.addr: this one
 	hugeQuery  bool
 	beatDelay  time.Duration
 	starting   int // ServerChecks answered 300 (server starting)
@@ -267,7 +268,8 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 		for _, b := range f.lastBeats {
 			svc := ServiceRef{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName}
 			if f.redirectTo != nil {
-				if to := f.redirectTo(svc); to != "" && to != f.addr {
+				ip, port, _ := b.Addr()
+				if to := f.redirectTo(svc, wire.BeatAddr(ip, port)); to != "" && to != f.addr {
 					all = append(all, wire.BeatResult{Status: wire.BeatRedirect, Redirect: to})
 					continue
 				}
@@ -301,7 +303,8 @@ func (f *fakeServer) Request(ctx context.Context, p *wire.Payload) (*wire.Payloa
 		for _, b := range r.Items() {
 			svc := ServiceRef{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName}
 			if f.redirectTo != nil {
-				if to := f.redirectTo(svc); to != "" && to != f.addr {
+				ip, port, _ := b.Addr()
+				if to := f.redirectTo(svc, wire.BeatAddr(ip, port)); to != "" && to != f.addr {
 					all = append(all, wire.BeatResult{Status: wire.BeatRedirect, Redirect: to})
 					continue
 				}
@@ -552,13 +555,7 @@ func startClient(t testing.TB, cfg Config) *Client {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {

@@ -11,50 +11,60 @@ import (
 // Forget stops beating addrs of svc (all when none given) and deregisters
 // them. Against a server offering Ferry's extension it sends one
 // FerryBatchDeregisterRequest per responsible node (the redirect cache
-// decides the node, as for beats; split at MaxBatchBeats), follows
-// redirects, and deregisters what the batch could not settle (a node
+// decides each address's node, as for beats; split at MaxBatchBeats),
+// follows redirects, and deregisters what the batch could not settle (a node
 // unreachable, too many redirects) one by one over HTTP. Without the
 // extension (the server check did not offer it, or the request is answered
 // 302) every instance goes over HTTP: DELETE /nacos/v1/ns/instance with
 // ephemeral=true on the responsible node, falling back to the other
 // servers. An instance the server does not know counts as deregistered (as
-// Nacos answers). The errors of all instances are joined.
+// Nacos answers). The errors of all instances are joined. The forgotten
+// addresses' redirect entries go with them (unless another kept instance
+// has the same address); a redirect the deregistration meets is followed,
+// and cached only for an address some kept instance still has.
 func (c *Client) Forget(ctx context.Context, svc ServiceRef, addrs ...Addr) error {
 	svc, err := c.ref(svc)
 	if err != nil {
 		return err
 	}
 	c.beats.mu.Lock()
-	removed := c.beats.release(svc, addrs)
-	c.beats.mu.Unlock()
 	if len(addrs) == 0 {
-		for _, e := range removed {
-			addrs = append(addrs, e.key.addr)
+		for a := range c.beats.bySvc[svc] {
+			addrs = append(addrs, a)
 		}
 	}
 	items := make([]beatKey, len(addrs))
+	nodes := map[string]string{} // the cached nodes, taken before release drops them
 	for i, a := range addrs {
 		items[i] = beatKey{svc: svc, addr: a}
+		if n, ok := c.beats.redirect[a.client()]; ok {
+			nodes[a.client()] = n
+		}
 	}
-	return c.deregister(ctx, items)
+	c.beats.release(svc, addrs)
+	c.beats.mu.Unlock()
+	return c.deregister(ctx, items, nodes)
 }
 
+// client is the beat-kept client a is an instance of ("ip:port", the
+// redirect cache's key).
+func (a Addr) client() string { return wire.BeatAddr(a.IP, a.Port) }
+
 // deregister removes beat-kept instances: in batches when the server has
-// the extension, the rest one HTTP DELETE each.
-func (c *Client) deregister(ctx context.Context, items []beatKey) error {
+// the extension, the rest one HTTP DELETE each. nodes is the responsible
+// node of each address known so far ("ip:port" → node; none = the main
+// server), updated by the redirects met.
+func (c *Client) deregister(ctx context.Context, items []beatKey, nodes map[string]string) error {
 	if len(items) == 0 {
 		return nil
 	}
 	var errs []error
 	rest := items
 	if c.batchBeat.Load() != capUnsupported && c.batchDereg.Load() != capUnsupported {
-		rest, errs = c.batchDeregister(ctx, items)
+		rest, errs = c.batchDeregister(ctx, items, nodes)
 	}
 	for _, it := range rest {
-		c.beats.mu.Lock()
-		node := c.beats.redirect[it.svc]
-		c.beats.mu.Unlock()
-		err := c.httpDeregister(ctx, node, it.svc, it.addr)
+		err := c.httpDeregister(ctx, nodes[it.addr.client()], it.svc, it.addr)
 		if err == nil {
 			c.m.deregistered.WithLabelValues("http").Inc()
 		}
@@ -71,10 +81,12 @@ const maxDeregisterHops = 3
 var errNoBatchDeregister = errors.New("registryclient: server does not support batch deregister")
 
 // batchDeregister sends items in FerryBatchDeregisterRequests, one per node
-// (split at MaxBatchBeats), following redirects. It returns the items left
-// for HTTP (no extension, a failed request, too many redirects) and the
-// errors of items the server refused as invalid.
-func (c *Client) batchDeregister(ctx context.Context, items []beatKey) (rest []beatKey, errs []error) {
+// (nodes decides each address's; split at MaxBatchBeats), following
+// redirects. It returns the items left for HTTP (no extension, a failed
+// request, too many redirects) and the errors of items the server refused
+// as invalid. A redirect updates nodes, and the client's cache when the
+// address is still kept; a failed node is dropped from both.
+func (c *Client) batchDeregister(ctx context.Context, items []beatKey, nodes map[string]string) (rest []beatKey, errs []error) {
 	pending := items
 	for hop := 0; len(pending) > 0; hop++ {
 		if hop == maxDeregisterHops {
@@ -82,15 +94,13 @@ func (c *Client) batchDeregister(ctx context.Context, items []beatKey) (rest []b
 		}
 		byNode := map[string][]beatKey{}
 		var order []string
-		c.beats.mu.Lock()
 		for _, it := range pending {
-			node := c.beats.redirect[it.svc]
+			node := nodes[it.addr.client()]
 			if _, ok := byNode[node]; !ok {
 				order = append(order, node)
 			}
 			byNode[node] = append(byNode[node], it)
 		}
-		c.beats.mu.Unlock()
 		pending = nil
 		for _, node := range order {
 			es := byNode[node]
@@ -107,13 +117,13 @@ func (c *Client) batchDeregister(ctx context.Context, items []beatKey) (rest []b
 					// The node's other chunks go the same way.
 					left := append(ordered, es...)
 					es = nil
-					c.clearRedirects(node) // "" clears nothing
+					c.clearRedirects(node, nodes) // "" clears nothing
 					switch {
 					case errors.Is(err, errNoBatchDeregister):
 						rest = append(rest, left...)
 					case node != "" && ctx.Err() == nil:
-						// The redirect entries of node are cleared: the
-						// next round asks the main server.
+						// The entries naming node are cleared: the next
+						// round asks the main server.
 						c.log.Warn("batch deregister failed on a redirect node: asking the main server", "node", node, "count", len(left), "err", err)
 						pending = append(pending, left...)
 					default:
@@ -130,11 +140,13 @@ func (c *Client) batchDeregister(ctx context.Context, items []beatKey) (rest []b
 					case wire.BeatOK, wire.BeatUnknown:
 						settled++
 					case wire.BeatRedirect:
+						a := it.addr.client()
 						if r.Redirect == "" || r.Redirect == node {
-							delete(c.beats.redirect, it.svc)
+							delete(nodes, a)
 						} else {
-							c.beats.redirect[it.svc] = r.Redirect
+							nodes[a] = r.Redirect
 						}
+						c.beats.redirected(a, node, r.Redirect)
 						c.m.redirects.Inc()
 						pending = append(pending, it)
 					default:
@@ -230,16 +242,18 @@ func (c *Client) sendDeregister(ctx context.Context, node string, req *wire.Ferr
 	return all, addr, nil
 }
 
-// clearRedirects forgets every service cached on node (it failed).
-func (c *Client) clearRedirects(node string) {
+// clearRedirects forgets every address cached on node (it failed), in the
+// client's cache and in nodes.
+func (c *Client) clearRedirects(node string, nodes map[string]string) {
 	if node == "" {
 		return
 	}
-	c.beats.mu.Lock()
-	for svc, n := range c.beats.redirect {
+	for a, n := range nodes {
 		if n == node {
-			delete(c.beats.redirect, svc)
+			delete(nodes, a)
 		}
 	}
+	c.beats.mu.Lock()
+	c.beats.dropNode(node)
 	c.beats.mu.Unlock()
 }

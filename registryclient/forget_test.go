@@ -188,8 +188,11 @@ func TestForgetWithoutCapability(t *testing.T) {
 	}
 }
 
-// A redirect is followed and cached; the redirected node's failure sends
-// the batch back to the main server; an invalid answer is an error.
+// A redirect is followed (for addresses not kept: not cached, the cache
+// holds kept clients only); the cached node of a kept address takes its
+// deregistration directly and loses its entry with it; the redirected
+// node's failure sends the batch back to the main server; an invalid
+// answer is an error.
 func TestForgetFollowsRedirect(t *testing.T) {
 	a, b := startFake(t, true), startFake(t, true)
 	a.batchDereg, b.batchDereg = true, true
@@ -215,7 +218,7 @@ func TestForgetFollowsRedirect(t *testing.T) {
 	put(a, 4)
 	put(b, 4)
 	a.mu.Lock()
-	a.redirectTo = func(ServiceRef) string { return b.addr }
+	a.redirectTo = func(ServiceRef, string) string { return b.addr }
 	a.mu.Unlock()
 	if err := c.Forget(ctx, svc, addrs(4)...); err != nil {
 		t.Fatal(err)
@@ -223,30 +226,45 @@ func TestForgetFollowsRedirect(t *testing.T) {
 	if b.keptCount() != 0 || a.keptCount() != 4 {
 		t.Fatalf("a %d b %d", a.keptCount(), b.keptCount())
 	}
-	if n, ok := c.Redirect(svc); !ok || n != b.addr {
-		t.Fatalf("redirect %q %v", n, ok)
+	if n, ok := c.Redirect("10.0.0.0", 1); ok {
+		t.Fatalf("a forgotten address is cached (%q): the cache would grow without bound", n)
 	}
 	if a.count(wire.TypeFerryBatchDeregisterRequest) != 1 || b.count(wire.TypeFerryBatchDeregisterRequest) != 1 {
 		t.Fatalf("requests a %d b %d", a.count(wire.TypeFerryBatchDeregisterRequest), b.count(wire.TypeFerryBatchDeregisterRequest))
 	}
-	// Cached: straight to b now.
-	put(b, 2)
-	if err := c.Forget(ctx, svc, addrs(2)...); err != nil {
+	// Kept instances: the redirect is cached per address, and Forget goes
+	// straight to b, dropping the entries.
+	kept := []Instance{{IP: "10.0.0.0", Port: 1}, {IP: "10.0.0.1", Port: 1}}
+	if err := c.Keep(ctx, svc, kept); err != nil {
+		t.Fatal(err)
+	}
+	c.beatOnce(ctx) // registered on b
+	if n, ok := c.Redirect("10.0.0.1", 1); !ok || n != b.addr || b.keptCount() != 2 {
+		t.Fatalf("redirect %q %v, b holds %d", n, ok, b.keptCount())
+	}
+	if err := c.Forget(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
 	if b.keptCount() != 0 || a.count(wire.TypeFerryBatchDeregisterRequest) != 1 {
 		t.Fatalf("cached redirect not used: b %d, a got %d", b.keptCount(), a.count(wire.TypeFerryBatchDeregisterRequest))
 	}
-	// b dies: the entry is cleared and a (no longer redirecting) serves it.
+	if _, ok := c.Redirect("10.0.0.1", 1); ok {
+		t.Fatal("redirect entry left after Forget")
+	}
+	// b dies: the entries are cleared and a (no longer redirecting) serves it.
+	if err := c.Keep(ctx, svc, kept); err != nil {
+		t.Fatal(err)
+	}
+	c.beatOnce(ctx)
+	if n, ok := c.Redirect("10.0.0.0", 1); !ok || n != b.addr {
+		t.Fatalf("redirect %q %v", n, ok)
+	}
 	b.stop()
 	a.mu.Lock()
 	a.redirectTo = nil
 	a.mu.Unlock()
 	if err := c.Forget(ctx, svc, addrs(2)...); err != nil {
 		t.Fatal(err)
-	}
-	if _, ok := c.Redirect(svc); ok {
-		t.Fatal("redirect not cleared after an error")
 	}
 	if a.keptCount() != 2 || a.count(wire.TypeFerryBatchDeregisterRequest) != 2 {
 		t.Fatalf("a holds %d, got %d requests", a.keptCount(), a.count(wire.TypeFerryBatchDeregisterRequest))

@@ -1,6 +1,7 @@
 package registryclient
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -147,6 +148,21 @@ func FuzzBeatState(f *testing.F) {
 			}
 			if n != total {
 				t.Fatalf("bySvc %d vs slots %d", n, total)
+			}
+			// The redirect cache holds kept addresses only, counted right.
+			perAddr := map[string]int{}
+			for _, m := range b.bySvc {
+				for _, e := range m {
+					perAddr[e.addr]++
+				}
+			}
+			if !maps.Equal(perAddr, b.clients) {
+				t.Fatalf("clients %v, kept addresses %v", b.clients, perAddr)
+			}
+			for a := range b.redirect {
+				if b.clients[a] == 0 {
+					t.Fatalf("redirect entry of %s, which nothing keeps", a)
+				}
 			}
 			for _, bb := range pending {
 				if len(bb.entries) > cfg.MaxBatchBeats || len(bb.entries) != bb.req.Len() {

@@ -19,7 +19,9 @@ type metrics struct {
 	reconnects    prometheus.Counter
 	pushes        prometheus.Counter
 	deregistered  *prometheus.CounterVec // path: batch, http
+	lightUnknown  prometheus.Counter
 	currentServer *prometheus.GaugeVec   // server: 1 for the one in use
+	logins        *prometheus.CounterVec // result: ok, error (auth.go)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"status"}),
 		redirects: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ferry", Subsystem: "registryclient", Name: "beat_redirects_total",
-			Help: "Beat redirects received (service moved to another node).",
+			Help: "Beat redirects received (a beat-kept client, ip:port, is another node's).",
 		}),
 		drops: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ferry", Subsystem: "registryclient", Name: "beats_dropped_total",
@@ -66,14 +68,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "ferry", Subsystem: "registryclient", Name: "deregistered_total",
 			Help: "Beat-kept instances deregistered by Forget, by path (batch: FerryBatchDeregisterRequest, http: one DELETE each).",
 		}, []string{"path"}),
+		lightUnknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registryclient", Name: "light_only_unknown_total",
+			Help: "Light-only beats (LightOnly) answered unknown: instances someone else removed, not registered again.",
+		}),
 		currentServer: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ferry", Subsystem: "registryclient", Name: "current_server",
 			Help: "1 for the server the client is connected to.",
 		}, []string{"server"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registryclient", Name: "logins_total",
+			Help: "Logins to the registry (Config.Username set), by result (ok, error).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.requests, m.latency, m.beatsSent, m.beatBatch, m.beatResults,
-			m.redirects, m.drops, m.reconnects, m.pushes, m.deregistered, m.currentServer} {
+			m.redirects, m.drops, m.reconnects, m.pushes, m.deregistered, m.lightUnknown, m.currentServer, m.logins} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("%w: Registerer: %v", ErrInvalidConfig, err)
 			}

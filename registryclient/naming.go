@@ -266,7 +266,7 @@ func (c *Client) Query(ctx context.Context, svc ServiceRef, clusters string, hea
 	if !ok {
 		return ServiceInfo{}, fmt.Errorf("%w: ServiceQueryRequest answered with %s", ErrProtocol, resp.TypeName())
 	}
-	if clusters == "" && !healthyOnly {
+	if clusters == "" && !healthyOnly && c.cachesQuery(svc) {
 		c.storeService(svc, q.ServiceInfo)
 	}
 	return q.ServiceInfo, nil
@@ -341,7 +341,8 @@ func (c *Client) Unsubscribe(ctx context.Context, svc ServiceRef) error {
 }
 
 // Service returns svc's cached state: the failover file when failover is
-// on, else the last pushed, queried or (LoadCacheAtStart) snapshot state.
+// on, else the last pushed, queried or (LoadCacheAtStart) snapshot state
+// (a query is cached when svc is subscribed or CacheDir is set).
 // ErrNotCached when there is none.
 func (c *Client) Service(svc ServiceRef) (ServiceInfo, error) {
 	svc, err := c.ref(svc)
@@ -399,6 +400,23 @@ func (c *Client) processService(svc ServiceRef, info ServiceInfo) {
 		}
 		c.enqueueNotify(svc, info)
 	}
+}
+
+// cachesQuery says whether a query's answer for svc goes to the cache: when
+// svc is subscribed (the cache is what its listeners see) or already cached,
+// or when CacheDir keeps snapshots on disk. Otherwise the answer is only
+// returned: a caller listing every service (the sync worker) would keep a
+// second copy of the whole registry, growing with every service it ever
+// listed.
+func (c *Client) cachesQuery(svc ServiceRef) bool {
+	if c.cfg.CacheDir != "" {
+		return true
+	}
+	c.naming.mu.Lock()
+	defer c.naming.mu.Unlock()
+	_, sub := c.naming.subs[svc]
+	_, cached := c.naming.cache[svc]
+	return sub || cached
 }
 
 // storeService updates the cache; false when info is not newer.

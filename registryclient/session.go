@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/ferrysync/ferry/wire"
@@ -52,11 +51,15 @@ func dialSession(ctx context.Context, srv Server, cfg *Config, codec *wire.Codec
 	fail := func(step string, err error) error {
 		return fmt.Errorf("%w: %s (gRPC %s): %s: %w", ErrConnect, srv.Addr(), srv.GRPCAddr(), step, err)
 	}
-	cc, err := grpc.NewClient(srv.GRPCAddr(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(cfg.transportCredentials()), // tls.go
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 60 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(cfg.Dialer))
+	}
+	cc, err := grpc.NewClient(srv.GRPCAddr(), opts...)
 	if err != nil {
 		return nil, fail("dial", err)
 	}

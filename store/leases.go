@@ -38,14 +38,14 @@ func (s *Store) RegisterWorker(ctx context.Context, id, address, version string)
 	case len(version) > 64:
 		return fmt.Errorf("%w worker version: longer than 64", ErrInvalid)
 	}
-	now := gorm.Expr(s.nowMS)
+	now := gorm.Expr(s.now())
 	err := s.q(ctx).Table("workers").Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "id"}},
 		DoUpdates: clause.Assignments(map[string]any{
-			"address": address, "version": version, "started_at_ms": now, "heartbeat_at_ms": now,
+			"address": address, "version": version, "started_at_ms": now, "heartbeat_at_ms": now, "applied_generation": 0,
 		}),
 	}).Create(map[string]any{
-		"id": id, "address": address, "version": version, "started_at_ms": now, "heartbeat_at_ms": now,
+		"id": id, "address": address, "version": version, "started_at_ms": now, "heartbeat_at_ms": now, "applied_generation": 0,
 	}).Error
 	return s.wrap(err, "register worker "+id)
 }
@@ -53,7 +53,7 @@ func (s *Store) RegisterWorker(ctx context.Context, id, address, version string)
 // HeartbeatWorker marks the worker alive now. A missing row (pruned, or
 // never registered) is ErrNotFound: register again.
 func (s *Store) HeartbeatWorker(ctx context.Context, id string) error {
-	res := s.q(ctx).Exec("UPDATE workers SET heartbeat_at_ms = "+s.nowMS+" WHERE id = ?", id)
+	res := s.q(ctx).Exec("UPDATE workers SET heartbeat_at_ms = "+s.now()+" WHERE id = ?", id)
 	if err := s.checked(ctx, res, "heartbeat worker "+id); err != nil {
 		return err
 	}
@@ -77,18 +77,20 @@ func (s *Store) ListWorkers(ctx context.Context, liveWithin time.Duration) ([]Wo
 		Version       string
 		StartedAtMS   int64 `gorm:"column:started_at_ms"`
 		HeartbeatAtMS int64 `gorm:"column:heartbeat_at_ms"`
+		AppliedGen    int64 `gorm:"column:applied_generation"`
 		NowMS         int64 `gorm:"column:now_ms"`
 	}
-	if err := s.q(ctx).Raw("SELECT id, address, version, started_at_ms, heartbeat_at_ms, " + s.nowMS + " AS now_ms FROM workers ORDER BY id").Scan(&rows).Error; err != nil {
+	if err := s.q(ctx).Raw("SELECT id, address, version, started_at_ms, heartbeat_at_ms, applied_generation, " + s.now() + " AS now_ms FROM workers ORDER BY id").Scan(&rows).Error; err != nil {
 		return nil, s.wrap(err, "list workers")
 	}
 	out := make([]Worker, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, Worker{
 			ID: r.ID, Address: r.Address, Version: r.Version,
-			StartedAt:   time.UnixMilli(r.StartedAtMS).UTC(),
-			HeartbeatAt: time.UnixMilli(r.HeartbeatAtMS).UTC(),
-			Live:        r.HeartbeatAtMS >= r.NowMS-liveWithin.Milliseconds(),
+			StartedAt:         time.UnixMilli(r.StartedAtMS).UTC(),
+			HeartbeatAt:       time.UnixMilli(r.HeartbeatAtMS).UTC(),
+			Live:              r.HeartbeatAtMS >= r.NowMS-liveWithin.Milliseconds(),
+			AppliedGeneration: r.AppliedGen,
 		})
 	}
 	return out, nil
@@ -97,13 +99,13 @@ func (s *Store) ListWorkers(ctx context.Context, liveWithin time.Duration) ([]Wo
 // LiveWorkerIDs returns the ids of workers that heartbeat within liveWithin.
 func (s *Store) LiveWorkerIDs(ctx context.Context, liveWithin time.Duration) ([]string, error) {
 	var ids []string
-	res := s.q(ctx).Raw("SELECT id FROM workers WHERE heartbeat_at_ms >= "+s.nowMS+" - ? ORDER BY id", liveWithin.Milliseconds()).Scan(&ids)
+	res := s.q(ctx).Raw("SELECT id FROM workers WHERE heartbeat_at_ms >= "+s.now()+" - ? ORDER BY id", liveWithin.Milliseconds()).Scan(&ids)
 	return ids, s.checked(ctx, res, "live workers")
 }
 
 // PruneWorkers deletes rows of workers silent for longer than deadFor.
 func (s *Store) PruneWorkers(ctx context.Context, deadFor time.Duration) (int64, error) {
-	res := s.q(ctx).Exec("DELETE FROM workers WHERE heartbeat_at_ms < "+s.nowMS+" - ?", deadFor.Milliseconds())
+	res := s.q(ctx).Exec("DELETE FROM workers WHERE heartbeat_at_ms < "+s.now()+" - ?", deadFor.Milliseconds())
 	return res.RowsAffected, s.checked(ctx, res, "prune workers")
 }
 
@@ -179,7 +181,7 @@ func (s *Store) listLeases(ctx context.Context) ([]leaseRow, int64, error) {
 		ExpiresAtMS int64  `gorm:"column:expires_at_ms"`
 		NowMS       int64  `gorm:"column:now_ms"`
 	}
-	if err := s.checked(ctx, s.q(ctx).Raw("SELECT shard, owner, epoch, expires_at_ms, "+s.nowMS+" AS now_ms FROM shard_leases ORDER BY shard").Scan(&rows), "list leases"); err != nil {
+	if err := s.checked(ctx, s.q(ctx).Raw("SELECT shard, owner, epoch, expires_at_ms, "+s.now()+" AS now_ms FROM shard_leases ORDER BY shard").Scan(&rows), "list leases"); err != nil {
 		return nil, 0, err
 	}
 	out := make([]leaseRow, len(rows))
@@ -218,8 +220,8 @@ func (s *Store) AcquireLeases(ctx context.Context, owner string, seen map[int]ui
 		return map[int]uint64{}, nil
 	}
 	cond, args := pairs(seen)
-	res := s.q(ctx).Exec("UPDATE shard_leases SET owner = ?, epoch = epoch + 1, expires_at_ms = "+s.nowMS+" + ?"+
-		" WHERE ("+cond+") AND (owner = '' OR owner = ? OR expires_at_ms < "+s.nowMS+")",
+	res := s.q(ctx).Exec("UPDATE shard_leases SET owner = ?, epoch = epoch + 1, expires_at_ms = "+s.now()+" + ?"+
+		" WHERE ("+cond+") AND (owner = '' OR owner = ? OR expires_at_ms < "+s.now()+")",
 		append(append([]any{owner, ttl.Milliseconds()}, args...), owner)...)
 	if err := s.checked(ctx, res, "acquire leases"); err != nil {
 		return nil, err
@@ -278,7 +280,7 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, held map[int]uint
 		return map[int]uint64{}, nil
 	}
 	cond, args := pairs(held)
-	res := s.q(ctx).Exec("UPDATE shard_leases SET expires_at_ms = "+s.nowMS+" + ? WHERE owner = ? AND ("+cond+")",
+	res := s.q(ctx).Exec("UPDATE shard_leases SET expires_at_ms = "+s.now()+" + ? WHERE owner = ? AND ("+cond+")",
 		append([]any{ttl.Milliseconds(), owner}, args...)...)
 	if err := s.checked(ctx, res, "renew leases"); err != nil {
 		return nil, err

@@ -15,8 +15,12 @@ type ZKCluster struct {
 	Root          string // Dubbo root, default /dubbo
 	// SessionTimeoutMS is the ZooKeeper session timeout in milliseconds.
 	SessionTimeoutMS int64 `gorm:"column:session_timeout_ms"`
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// Version counts the row's changes (1 at creation); an update that
+	// names a version other than the row's is refused (versions.go).
+	Version   int64
+	UpdatedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TableName is the migrations' table.
@@ -60,7 +64,9 @@ type RegistryCluster struct {
 	Namespace  string
 	GroupName  string // Nacos group, default DEFAULT_GROUP
 	Username   string
-	Password   string // stored as given; never logged
+	Password   string `json:"-"` // stored encrypted (secrets.go); never logged nor shown
+	Version    int64  // as ZKCluster.Version
+	UpdatedBy  string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }
@@ -120,6 +126,7 @@ type SyncTask struct {
 	Include   []string `gorm:"column:include_patterns;serializer:json"`
 	Exclude   []string `gorm:"column:exclude_patterns;serializer:json"`
 	State     TaskState
+	Version   int64 // as ZKCluster.Version; edits and state changes count
 	CreatedBy string
 	UpdatedBy string
 	CreatedAt time.Time
@@ -206,6 +213,7 @@ type App struct {
 	ID        int64 `gorm:"primaryKey"`
 	Name      string
 	Mode      AppMode
+	Version   int64 // as ZKCluster.Version
 	ChangedBy string
 	ChangedAt time.Time
 }
@@ -222,6 +230,9 @@ type Worker struct {
 	HeartbeatAt time.Time
 	// Live: heartbeat within the liveness window of the query.
 	Live bool
+	// AppliedGeneration is the settings generation the worker last reported
+	// having applied (generation.go); 0 until its first report.
+	AppliedGeneration int64
 }
 
 // Lease is one shard's lease row. Owner "" means free.

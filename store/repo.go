@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -17,8 +19,10 @@ func (s *Store) CreateZKCluster(ctx context.Context, c *ZKCluster) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	c.ID = 0
-	return s.wrap(s.q(ctx).Create(c).Error, "zk cluster "+c.Name)
+	c.ID, c.Version = 0, 1
+	return s.bumped(ctx, func(tx *Store) error {
+		return tx.wrap(tx.q(ctx).Create(c).Error, "zk cluster "+c.Name)
+	})
 }
 
 // GetZKCluster returns the cluster with id, or ErrNotFound.
@@ -36,18 +40,43 @@ func (s *Store) ListZKClusters(ctx context.Context) ([]ZKCluster, error) {
 	return out, s.wrap(s.q(ctx).Order("name").Find(&out).Error, "list zk clusters")
 }
 
-// UpdateZKCluster saves every field of c (by ID).
+// UpdateZKCluster saves every field of c (by ID) and sets c.Version to
+// the new version. With c.Version > 0 the row must still have that version
+// (else a *StaleError, versions.go).
 func (s *Store) UpdateZKCluster(ctx context.Context, c *ZKCluster) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	res := s.q(ctx).Model(c).Select("name", "connect_string", "root", "session_timeout_ms", "updated_at").Updates(c)
-	if err := s.checked(ctx, res, "zk cluster "+c.Name); err != nil {
+	return s.bumped(ctx, func(tx *Store) error {
+		return tx.versioned(ctx, "zk_clusters", c.ID, &c.Version, c.UpdatedBy, fmt.Sprintf("zk cluster %d", c.ID), map[string]any{
+			"name": c.Name, "connect_string": c.ConnectString, "root": c.Root, "session_timeout_ms": c.SessionTimeoutMS,
+		})
+	})
+}
+
+// versioned updates the row id of a cluster or task table with cols, one
+// more version, updated_by and updated_at; *version is the expected
+// version (0: any) and becomes the new one.
+func (s *Store) versioned(ctx context.Context, table string, id int64, version *int64, by, what string, cols map[string]any) error {
+	cols["version"] = gorm.Expr("version + 1")
+	cols["updated_by"] = by
+	cols["updated_at"] = time.Now().UTC()
+	q := s.q(ctx).Table(table).Where("id = ?", id)
+	if *version > 0 {
+		q = q.Where("version = ?", *version)
+	}
+	res := q.Updates(cols)
+	if err := s.checked(ctx, res, what); err != nil {
 		return err
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("%w: zk cluster %d", ErrNotFound, c.ID)
+		return s.stale(ctx, table, "id", id, "updated_by", "updated_at", what, *version)
 	}
+	var v int64
+	if err := s.q(ctx).Table(table).Where("id = ?", id).Pluck("version", &v).Error; err != nil {
+		return s.wrap(err, what)
+	}
+	*version = v
 	return nil
 }
 
@@ -58,7 +87,7 @@ func (s *Store) DeleteZKCluster(ctx context.Context, id int64) error {
 }
 
 func (s *Store) deleteCluster(ctx context.Context, id int64, column string, model any, what string) error {
-	return s.InTx(ctx, func(tx *Store) error {
+	return s.bumped(ctx, func(tx *Store) error {
 		var n int64
 		if err := tx.q(ctx).Model(&SyncTask{}).Where(column+" = ? AND state <> ?", id, TaskDeleted).Count(&n).Error; err != nil {
 			return tx.wrap(err, what)
@@ -87,8 +116,15 @@ func (s *Store) CreateRegistryCluster(ctx context.Context, c *RegistryCluster) e
 	if err := c.validate(); err != nil {
 		return err
 	}
-	c.ID = 0
-	return s.wrap(s.q(ctx).Create(c).Error, "registry cluster "+c.Name)
+	c.ID, c.Version = 0, 1
+	restore, err := s.sealCluster(c)
+	if err != nil {
+		return err
+	}
+	defer restore()
+	return s.bumped(ctx, func(tx *Store) error {
+		return tx.wrap(tx.q(ctx).Create(c).Error, "registry cluster "+c.Name)
+	})
 }
 
 // GetRegistryCluster returns the cluster with id, or ErrNotFound.
@@ -97,28 +133,47 @@ func (s *Store) GetRegistryCluster(ctx context.Context, id int64) (*RegistryClus
 	if err := s.q(ctx).First(&c, id).Error; err != nil {
 		return nil, s.wrap(err, fmt.Sprintf("registry cluster %d", id))
 	}
+	if err := s.openCluster(&c); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
 // ListRegistryClusters returns all registry clusters by name.
 func (s *Store) ListRegistryClusters(ctx context.Context) ([]RegistryCluster, error) {
 	var out []RegistryCluster
-	return out, s.wrap(s.q(ctx).Order("name").Find(&out).Error, "list registry clusters")
+	if err := s.q(ctx).Order("name").Find(&out).Error; err != nil {
+		return nil, s.wrap(err, "list registry clusters")
+	}
+	for i := range out {
+		if err := s.openCluster(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
-// UpdateRegistryCluster saves every field of c (by ID).
+// UpdateRegistryCluster saves every field of c (by ID), versioned as
+// UpdateZKCluster.
 func (s *Store) UpdateRegistryCluster(ctx context.Context, c *RegistryCluster) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	res := s.q(ctx).Model(c).Select("name", "kind", "server_list", "namespace", "group_name", "username", "password", "updated_at").Updates(c)
-	if err := s.checked(ctx, res, "registry cluster "+c.Name); err != nil {
+	restore, err := s.sealCluster(c)
+	if err != nil {
 		return err
 	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("%w: registry cluster %d", ErrNotFound, c.ID)
+	defer restore()
+	servers, err := json.Marshal(c.ServerList)
+	if err != nil {
+		return fmt.Errorf("%w registry cluster server list: %v", ErrInvalid, err)
 	}
-	return nil
+	return s.bumped(ctx, func(tx *Store) error {
+		return tx.versioned(ctx, "registry_clusters", c.ID, &c.Version, c.UpdatedBy, fmt.Sprintf("registry cluster %d", c.ID), map[string]any{
+			"name": c.Name, "kind": string(c.Kind), "server_list": string(servers), "namespace": c.Namespace,
+			"group_name": c.GroupName, "username": c.Username, "password": c.Password,
+		})
+	})
 }
 
 // DeleteRegistryCluster deletes a cluster no live task uses.
@@ -137,9 +192,9 @@ func (s *Store) CreateTask(ctx context.Context, t *SyncTask) error {
 	if t.State == TaskDeleted {
 		return fmt.Errorf("%w task state %q at creation", ErrInvalid, t.State)
 	}
-	t.ID = 0
+	t.ID, t.Version = 0, 1
 	t.UpdatedBy = t.CreatedBy
-	return s.InTx(ctx, func(tx *Store) error {
+	return s.bumped(ctx, func(tx *Store) error {
 		if err := tx.checkClusters(ctx, t); err != nil {
 			return err
 		}
@@ -190,12 +245,13 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]SyncTask, error)
 }
 
 // UpdateTask saves t's clusters, scope, service and patterns (not its
-// state: SetTaskState). A deleted task cannot be edited (ErrConflict).
+// state: SetTaskState), versioned as UpdateZKCluster. A deleted task cannot
+// be edited (ErrConflict).
 func (s *Store) UpdateTask(ctx context.Context, t *SyncTask, by string) error {
 	if err := t.validate(); err != nil {
 		return err
 	}
-	return s.InTx(ctx, func(tx *Store) error {
+	return s.bumped(ctx, func(tx *Store) error {
 		cur, err := tx.GetTask(ctx, t.ID)
 		if err != nil {
 			return err
@@ -207,16 +263,34 @@ func (s *Store) UpdateTask(ctx context.Context, t *SyncTask, by string) error {
 			return err
 		}
 		t.UpdatedBy, t.State = by, cur.State
-		return tx.wrap(tx.q(ctx).Model(t).Select("source_cluster_id", "dest_cluster_id", "scope", "service", "include_patterns", "exclude_patterns", "updated_by", "updated_at").Updates(t).Error, fmt.Sprintf("task %d", t.ID))
+		inc, err := json.Marshal(t.Include)
+		if err != nil {
+			return fmt.Errorf("%w task include: %v", ErrInvalid, err)
+		}
+		exc, err := json.Marshal(t.Exclude)
+		if err != nil {
+			return fmt.Errorf("%w task exclude: %v", ErrInvalid, err)
+		}
+		return tx.versioned(ctx, "sync_tasks", t.ID, &t.Version, by, fmt.Sprintf("task %d", t.ID), map[string]any{
+			"source_cluster_id": t.SourceClusterID, "dest_cluster_id": t.DestClusterID, "scope": string(t.Scope),
+			"service": t.Service, "include_patterns": string(inc), "exclude_patterns": string(exc),
+		})
 	})
 }
 
 // SetTaskState moves a task to state. Leaving deleted is ErrConflict.
 func (s *Store) SetTaskState(ctx context.Context, id int64, state TaskState, by string) error {
+	_, err := s.SetTaskStateIf(ctx, id, state, by, 0)
+	return err
+}
+
+// SetTaskStateIf is SetTaskState for a task still at version expect (0:
+// any, else a *StaleError); it returns the new version.
+func (s *Store) SetTaskStateIf(ctx context.Context, id int64, state TaskState, by string, expect int64) (int64, error) {
 	if !validState(state) {
-		return fmt.Errorf("%w task state %q", ErrInvalid, state)
+		return 0, fmt.Errorf("%w task state %q", ErrInvalid, state)
 	}
-	return s.InTx(ctx, func(tx *Store) error {
+	err := s.bumped(ctx, func(tx *Store) error {
 		cur, err := tx.GetTask(ctx, id)
 		if err != nil {
 			return err
@@ -224,25 +298,26 @@ func (s *Store) SetTaskState(ctx context.Context, id int64, state TaskState, by 
 		if cur.State == TaskDeleted && state != TaskDeleted {
 			return fmt.Errorf("%w: task %d is deleted", ErrConflict, id)
 		}
-		return tx.wrap(tx.q(ctx).Model(&SyncTask{ID: id}).Updates(map[string]any{
-			"state": state, "updated_by": by, "updated_at": time.Now().UTC(),
-		}).Error, fmt.Sprintf("task %d", id))
+		return tx.versioned(ctx, "sync_tasks", id, &expect, by, fmt.Sprintf("task %d", id), map[string]any{"state": string(state)})
 	})
+	return expect, err
 }
 
 // PurgeTask removes a deleted task's row (after every worker deregistered).
 func (s *Store) PurgeTask(ctx context.Context, id int64) error {
-	res := s.q(ctx).Where("id = ? AND state = ?", id, TaskDeleted).Delete(&SyncTask{})
-	if err := s.checked(ctx, res, fmt.Sprintf("task %d", id)); err != nil {
-		return err
-	}
-	if res.RowsAffected == 0 {
-		if _, err := s.GetTask(ctx, id); err != nil {
+	return s.bumped(ctx, func(tx *Store) error {
+		res := tx.q(ctx).Where("id = ? AND state = ?", id, TaskDeleted).Delete(&SyncTask{})
+		if err := tx.checked(ctx, res, fmt.Sprintf("task %d", id)); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: task %d is not deleted", ErrConflict, id)
-	}
-	return nil
+		if res.RowsAffected == 0 {
+			if _, err := tx.GetTask(ctx, id); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: task %d is not deleted", ErrConflict, id)
+		}
+		return nil
+	})
 }
 
 // ---- apps ----
@@ -251,21 +326,55 @@ func validMode(m AppMode) bool { return m == AppSync || m == AppNative || m == A
 
 // SetAppMode creates or updates an app's mode, recording who and when.
 func (s *Store) SetAppMode(ctx context.Context, name string, mode AppMode, by string) (*App, error) {
+	return s.SetAppModeIf(ctx, name, mode, by, -1)
+}
+
+// SetAppModeIf is SetAppMode for an app whose row is still at version
+// expect: 0 means the app has no row yet, < 0 any version. Otherwise a
+// *StaleError (versions.go) says who changed it.
+func (s *Store) SetAppModeIf(ctx context.Context, name string, mode AppMode, by string, expect int64) (*App, error) {
 	switch {
 	case strings.TrimSpace(name) == "" || len(name) > 255:
 		return nil, fmt.Errorf("%w app name %q", ErrInvalid, name)
 	case !validMode(mode):
 		return nil, fmt.Errorf("%w app mode %q: want sync, native or excluded", ErrInvalid, mode)
 	}
-	a := &App{Name: name, Mode: mode, ChangedBy: by, ChangedAt: time.Now().UTC()}
-	err := s.q(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "name"}},
-		DoUpdates: clause.AssignmentColumns([]string{"mode", "changed_by", "changed_at"}),
-	}).Create(a).Error
+	a := &App{Name: name, Mode: mode, Version: 1, ChangedBy: by, ChangedAt: time.Now().UTC()}
+	var out *App
+	err := s.bumped(ctx, func(tx *Store) error {
+		var err error
+		switch {
+		case expect < 0:
+			err = tx.q(ctx).Clauses(clause.OnConflict{
+				Columns: []clause.Column{{Name: "name"}},
+				DoUpdates: clause.Assignments(map[string]any{"mode": a.Mode, "changed_by": a.ChangedBy,
+					"changed_at": a.ChangedAt, "version": gorm.Expr("apps.version + 1")}),
+			}).Create(a).Error
+		case expect == 0:
+			err = tx.q(ctx).Create(a).Error
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return tx.stale(ctx, "apps", "name", name, "changed_by", "changed_at", "app "+name, 0)
+			}
+		default:
+			res := tx.q(ctx).Model(&App{}).Where("name = ? AND version = ?", name, expect).Updates(map[string]any{
+				"mode": a.Mode, "changed_by": a.ChangedBy, "changed_at": a.ChangedAt, "version": gorm.Expr("version + 1")})
+			if err := tx.checked(ctx, res, "app "+name); err != nil {
+				return err
+			}
+			if res.RowsAffected == 0 {
+				return tx.stale(ctx, "apps", "name", name, "changed_by", "changed_at", "app "+name, expect)
+			}
+		}
+		if err != nil {
+			return tx.wrap(err, "app "+name)
+		}
+		out, err = tx.GetApp(ctx, name)
+		return err
+	})
 	if err != nil {
-		return nil, s.wrap(err, "app "+name)
+		return nil, err
 	}
-	return s.GetApp(ctx, name)
+	return out, nil
 }
 
 // GetApp returns the app named name, or ErrNotFound.
@@ -289,14 +398,16 @@ func (s *Store) ListApps(ctx context.Context, mode AppMode) ([]App, error) {
 
 // DeleteApp forgets an app (it falls back to the default mode).
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
-	res := s.q(ctx).Where("name = ?", name).Delete(&App{})
-	if err := s.checked(ctx, res, "app "+name); err != nil {
-		return err
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("%w: app %s", ErrNotFound, name)
-	}
-	return nil
+	return s.bumped(ctx, func(tx *Store) error {
+		res := tx.q(ctx).Where("name = ?", name).Delete(&App{})
+		if err := tx.checked(ctx, res, "app "+name); err != nil {
+			return err
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("%w: app %s", ErrNotFound, name)
+		}
+		return nil
+	})
 }
 
 // ---- events ----
@@ -321,9 +432,16 @@ type EventFilter struct {
 	Kind    string
 	Service string
 	Worker  string
-	Since   time.Time // inclusive
-	Until   time.Time // exclusive
-	Limit   int
+	// Task matches the events a task's engine recorded (their Detail
+	// starts "task=<Task> ", e.g. "task-3").
+	Task string
+	// Services, when not empty, matches events of any of these services.
+	Services []string
+	Since    time.Time // inclusive
+	Until    time.Time // exclusive
+	// BeforeID pages backwards: only events with a smaller id.
+	BeforeID int64
+	Limit    int
 }
 
 // ListEvents returns matching events, newest first.
@@ -345,11 +463,20 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) 
 	if f.Worker != "" {
 		q = q.Where("worker = ?", f.Worker)
 	}
+	if f.Task != "" {
+		q = q.Where("detail LIKE ? ESCAPE '!'", "task="+strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(f.Task)+" %")
+	}
+	if len(f.Services) > 0 {
+		q = q.Where("service IN ?", f.Services)
+	}
 	if !f.Since.IsZero() {
 		q = q.Where("occurred_at >= ?", f.Since.UTC())
 	}
 	if !f.Until.IsZero() {
 		q = q.Where("occurred_at < ?", f.Until.UTC())
+	}
+	if f.BeforeID > 0 {
+		q = q.Where("id < ?", f.BeforeID)
 	}
 	var out []Event
 	return out, s.wrap(q.Find(&out).Error, "list events")

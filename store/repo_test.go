@@ -176,7 +176,7 @@ func TestRegistryClusters(t *testing.T) {
 				t.Errorf("%s: err = %v, want ErrInvalid naming %q", tt.name, err, tt.want)
 			}
 		}
-		c := &RegistryCluster{Name: "bundled", Kind: RegistryBundled, ServerList: []string{"r1:8848", "r2:8848"}, Namespace: "dev", Password: "pw"}
+		c := &RegistryCluster{Name: "bundled", Kind: RegistryBundled, ServerList: []string{"r1:8848", "r2:8848"}, Namespace: "dev", Username: "u"}
 		if err := s.CreateRegistryCluster(ctx, c); err != nil {
 			t.Fatal(err)
 		}

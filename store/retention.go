@@ -17,22 +17,32 @@ type RetentionConfig struct {
 	Schedule string
 	// EventMaxAge: events older than this (database clock) are deleted.
 	EventMaxAge time.Duration
-	// WorkerDeadFor: worker rows silent this long are deleted.
+	// WorkerDeadFor: worker rows silent this long are deleted, with their
+	// task status and count rows.
 	WorkerDeadFor time.Duration
+	// MetricsMaxAge: metric history minutes older than this (by the
+	// database's clock) are deleted; 0 means 7 days.
+	MetricsMaxAge time.Duration
+	// CommandsExpiredFor: commands expired this long are deleted with
+	// their acks; 0 means 7 days.
+	CommandsExpiredFor time.Duration
 	// RunTimeout bounds one run.
 	RunTimeout time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
 
-// DefaultRetentionConfig keeps 30 days of events and forgets workers dead
-// for a day, checking every 10 minutes.
+// DefaultRetentionConfig keeps 30 days of events, 7 days of metric
+// history and expired commands, and forgets workers dead for a day,
+// checking every 10 minutes.
 func DefaultRetentionConfig() RetentionConfig {
 	return RetentionConfig{
-		Schedule:      "@every 10m",
-		EventMaxAge:   30 * 24 * time.Hour,
-		WorkerDeadFor: 24 * time.Hour,
-		RunTimeout:    5 * time.Minute,
+		Schedule:           "@every 10m",
+		EventMaxAge:        30 * 24 * time.Hour,
+		WorkerDeadFor:      24 * time.Hour,
+		MetricsMaxAge:      7 * 24 * time.Hour,
+		CommandsExpiredFor: 7 * 24 * time.Hour,
+		RunTimeout:         5 * time.Minute,
 	}
 }
 
@@ -48,6 +58,10 @@ func (c RetentionConfig) Validate() error {
 		return fmt.Errorf("%w RetentionConfig.WorkerDeadFor %v", ErrInvalid, c.WorkerDeadFor)
 	case c.RunTimeout <= 0:
 		return fmt.Errorf("%w RetentionConfig.RunTimeout %v", ErrInvalid, c.RunTimeout)
+	case c.MetricsMaxAge < 0:
+		return fmt.Errorf("%w RetentionConfig.MetricsMaxAge %v", ErrInvalid, c.MetricsMaxAge)
+	case c.CommandsExpiredFor < 0:
+		return fmt.Errorf("%w RetentionConfig.CommandsExpiredFor %v", ErrInvalid, c.CommandsExpiredFor)
 	}
 	return nil
 }
@@ -72,6 +86,12 @@ type Retention struct {
 func NewRetention(st *Store, cfg RetentionConfig) (*Retention, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.MetricsMaxAge == 0 {
+		cfg.MetricsMaxAge = 7 * 24 * time.Hour
+	}
+	if cfg.CommandsExpiredFor == 0 {
+		cfg.CommandsExpiredFor = 7 * 24 * time.Hour
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -122,8 +142,10 @@ func (r *Retention) Stop(ctx context.Context) error {
 	}
 }
 
-// RunOnce prunes now: events older than EventMaxAge and workers dead for
-// WorkerDeadFor, both by the database's clock.
+// RunOnce prunes now, by the database's clock: events older than
+// EventMaxAge; workers dead, and task status and count rows not rewritten,
+// for WorkerDeadFor; metric minutes older than MetricsMaxAge; commands
+// expired for CommandsExpiredFor. It returns the events and workers pruned.
 func (r *Retention) RunOnce(ctx context.Context) (events, workers int64, err error) {
 	now, err := r.st.Now(ctx)
 	if err != nil {
@@ -133,6 +155,19 @@ func (r *Retention) RunOnce(ctx context.Context) (events, workers int64, err err
 		return events, 0, err
 	}
 	if workers, err = r.st.PruneWorkers(ctx, r.cfg.WorkerDeadFor); err != nil {
+		return events, workers, err
+	}
+	// Task status rows of workers that stopped writing go with them.
+	if _, err = r.st.PruneTaskStatuses(ctx, r.cfg.WorkerDeadFor); err != nil {
+		return events, workers, err
+	}
+	if _, err = r.st.PruneCounts(ctx, r.cfg.WorkerDeadFor); err != nil {
+		return events, workers, err
+	}
+	if _, err = r.st.PruneMetricMinutes(ctx, now.Add(-r.cfg.MetricsMaxAge)); err != nil {
+		return events, workers, err
+	}
+	if _, err = r.st.PruneCommands(ctx, r.cfg.CommandsExpiredFor); err != nil {
 		return events, workers, err
 	}
 	if events > 0 || workers > 0 {

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -43,13 +44,21 @@ var (
 
 // Store is the repository over one database.
 type Store struct {
-	db      *gorm.DB
-	sqlDB   *sql.DB
-	dsn     DSN
-	log     *slog.Logger
-	nowMS   string // SQL expression: the database's clock in Unix milliseconds
+	db    *gorm.DB
+	sqlDB *sql.DB
+	dsn   DSN
+	log   *slog.Logger
+	// nowMS is the SQL expression of the database's clock in Unix
+	// milliseconds (shared by the transaction copies; tests swap it to
+	// make the database's clock jump).
+	nowMS *atomic.Pointer[string]
+	// schema is the version the database was at after Open (every known
+	// migration applied); CheckSchema compares against it.
+	schema  int64
 	inTx    bool
 	closeFn func() error
+	secrets *Secrets // encrypts registry passwords (secrets.go); nil: none may be stored
+	pwCost  int      // bcrypt cost of user passwords (users.go)
 }
 
 // Option adjusts Open.
@@ -57,7 +66,13 @@ type Option func(*openOptions)
 
 type openOptions struct {
 	migrate bool
+	secrets *Secrets // secrets.go
+	pwCost  int      // users.go
 }
+
+// WithPasswordCost sets the bcrypt cost of new user passwords (default
+// bcrypt.DefaultCost; tests lower it, bcrypt being slow on purpose).
+func WithPasswordCost(cost int) Option { return func(o *openOptions) { o.pwCost = cost } }
 
 // WithoutMigrate opens without applying pending migrations (for
 // `ferry migrate status`).
@@ -87,11 +102,12 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 	}
 	var dialector gorm.Dialector
-	s := &Store{dsn: d, log: log}
+	s := &Store{dsn: d, log: log, nowMS: new(atomic.Pointer[string])}
+	clock := func(expr string) { s.nowMS.Store(&expr) }
 	switch d.Dialect {
 	case migrations.MySQL:
 		dialector = mysql.Open(d.Driver)
-		s.nowMS = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
+		clock("CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)")
 	case migrations.SQLite:
 		if dir := filepath.Dir(d.Path); dir != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -99,7 +115,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 			}
 		}
 		dialector = sqlite.Open(d.Driver)
-		s.nowMS = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+		clock("CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)")
 	}
 	db, err := gorm.Open(dialector, gcfg)
 	if err != nil {
@@ -123,8 +139,14 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 		sqlDB.Close()
 		return nil, err
 	}
+	s.secrets = o.secrets
+	s.pwCost = o.pwCost
 	if o.migrate {
 		if err := s.Migrate(ctx); err != nil {
+			sqlDB.Close()
+			return nil, err
+		}
+		if err := s.resealPasswords(ctx); err != nil {
 			sqlDB.Close()
 			return nil, err
 		}
@@ -154,8 +176,42 @@ func (s *Store) Migrate(ctx context.Context) error {
 	for _, m := range applied {
 		s.log.Info("migration applied", "version", m.Version, "name", m.Name)
 	}
+	if s.schema, err = migrations.Latest(s.dsn.Dialect); err != nil {
+		return fmt.Errorf("store %s: %w", s.dsn.Masked, err)
+	}
 	return nil
 }
+
+// ErrSchemaChanged means the database's schema version is no longer the
+// one this process migrated it to at Open: another binary migrated it
+// meanwhile, or it was restored from an older backup. The process cannot
+// tell what its statements would do, so it treats the store as
+// unreachable (the lessor keeps its shards beaten, light beats only) and
+// asks to be restarted with a binary that knows the version.
+var ErrSchemaChanged = errors.New("store: schema version changed")
+
+// CheckSchema reads the database's schema version and clock in one
+// statement: ErrSchemaChanged when the version is not the one Open left
+// (a store opened WithoutMigrate is not checked), and the database's clock
+// for the caller's clock-jump check.
+func (s *Store) CheckSchema(ctx context.Context) (dbNow time.Time, err error) {
+	var row struct {
+		Version int64 `gorm:"column:version"`
+		NowMS   int64 `gorm:"column:now_ms"`
+	}
+	q := "SELECT COALESCE(MAX(version_id), 0) AS version, " + s.now() + " AS now_ms FROM " + migrations.VersionTable
+	if err := s.q(ctx).Raw(q).Scan(&row).Error; err != nil {
+		return time.Time{}, s.wrap(err, "read schema version")
+	}
+	dbNow = time.UnixMilli(row.NowMS).UTC()
+	if s.schema != 0 && row.Version != s.schema {
+		return dbNow, fmt.Errorf("%w: %s is at version %d, this process runs version %d (restart it with a ferry that knows version %d; "+
+			"`ferry migrate status` lists them)", ErrSchemaChanged, s.dsn.Masked, row.Version, s.schema, row.Version)
+	}
+	return dbNow, nil
+}
+
+func (s *Store) now() string { return *s.nowMS.Load() }
 
 // MigrationStatus reports the schema migrations and which are applied.
 func (s *Store) MigrationStatus(ctx context.Context) ([]migrations.Migration, error) {
@@ -203,7 +259,7 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 
 func (s *Store) nowMillis(ctx context.Context) (int64, error) {
 	var ms int64
-	if err := s.q(ctx).Raw("SELECT " + s.nowMS).Scan(&ms).Error; err != nil {
+	if err := s.q(ctx).Raw("SELECT " + s.now()).Scan(&ms).Error; err != nil {
 		return 0, s.wrap(err, "read clock")
 	}
 	return ms, nil

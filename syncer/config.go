@@ -14,6 +14,10 @@ var (
 	ErrDeps = errors.New("syncer: missing dependency")
 	// ErrStopped is returned by calls on a stopped engine.
 	ErrStopped = errors.New("syncer: engine stopped")
+	// ErrNoConfigService is wrapped by a Configs call the target cannot
+	// serve at all (it has no config service): the engine then says so once
+	// and syncs instances only.
+	ErrNoConfigService = errors.New("syncer: target has no config service")
 )
 
 // Config is one task's engine configuration: one ZooKeeper cluster synced
@@ -66,6 +70,11 @@ type Config struct {
 	ProbeInterval    time.Duration
 	ProbeTimeout     time.Duration
 	ProbeConcurrency int
+
+	// MaxConfigBytes is the target config service's content limit (Nacos'
+	// default 100 KiB): an application's remote metadata above it is not
+	// copied and its instances of that revision are held back.
+	MaxConfigBytes int
 }
 
 // DefaultConfig returns the defaults; Cluster and Worker must still be set.
@@ -89,6 +98,7 @@ func DefaultConfig() Config {
 		ProbeInterval:    30 * time.Second,
 		ProbeTimeout:     2 * time.Second,
 		ProbeConcurrency: 16,
+		MaxConfigBytes:   100 * 1024,
 	}
 }
 
@@ -120,6 +130,8 @@ func (c Config) Validate() error {
 		return bad("RetryMax", "must be ≥ RetryBase")
 	case c.StaleHold < 0:
 		return bad("StaleHold", "must be ≥ 0")
+	case c.MaxConfigBytes <= 0:
+		return bad("MaxConfigBytes", "must be > 0")
 	case c.MassShare <= 0 || c.MassShare > 1:
 		return bad("MassShare", "must be in (0, 1]")
 	case c.MassMin < 0:

@@ -52,6 +52,12 @@ type Registry interface {
 	// anything: they stay until their beat timeout, so a new owner takes
 	// them over without a gap. Local only; it does not block on I/O.
 	Release(svc ServiceRef)
+	// LightOnly switches svc to light beats only (on) or back (off): while
+	// on, the instances kept for svc are beaten but nothing is registered,
+	// and one the registry no longer knows (another owner removed it) is
+	// not brought back. The engine turns it on while it cannot prove it
+	// owns svc (a store outage) and off once it can. Local only.
+	LightOnly(svc ServiceRef, on bool)
 	// List returns every instance the registry holds for svc, whoever
 	// registered it (the engine tells its own by the source marker).
 	List(ctx context.Context, svc ServiceRef) ([]Instance, error)
@@ -65,7 +71,14 @@ type Ownership interface {
 	// Owns reports whether the worker still holds shard at epoch; the engine
 	// checks it right before each apply (fencing).
 	Owns(shard int, epoch uint64) bool
-	// Changed is signalled (coalesced) whenever Owned changes.
+	// Kept returns the shards whose lease lapsed while the store was
+	// unreachable, with their epoch: not owned (Owns is false, so nothing
+	// is registered or deregistered for them), but their instances stay
+	// beaten (Registry.LightOnly) until the store says whether they are
+	// still this worker's: then each turns up in Owned again with the same
+	// epoch, or disappears (moved meanwhile: released at once).
+	Kept() map[int]uint64
+	// Changed is signalled (coalesced) whenever Owned or Kept changes.
 	Changed() <-chan struct{}
 }
 
@@ -90,6 +103,13 @@ const (
 	EventForeign       EventKind = "foreign_instance"
 	EventApplyFailed   EventKind = "apply_failed"
 	EventOwnershipLost EventKind = "ownership_lost"
+	EventBadMapping    EventKind = "mapping_names_skipped"
+	// EventMetadataMissing: an application's remote metadata could not be
+	// copied (no node, or over the config service's limit).
+	EventMetadataMissing EventKind = "app_metadata_unavailable"
+	// EventNoConfigService: the target has no config service; mappings
+	// and remote metadata are not copied, instances are.
+	EventNoConfigService EventKind = "no_config_service"
 )
 
 // Event is one thing operators should see.

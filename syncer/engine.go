@@ -2,11 +2,11 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +24,15 @@ type Deps struct {
 	ShardOf func(service string) int
 	// Apps gives app modes; nil means every app is ModeSync.
 	Apps AppModes
+	// AppSource is the application-level catalog (Dubbo 3 /services);
+	// nil means interface level only. Its changes arrive on
+	// Source.Changes as AppKey(app).
+	AppSource AppSource
+	// Mappings and Configs copy Dubbo 3's interface → application mapping
+	// into the target's config service; both nil means no mapping sync.
+	// Mapping changes arrive on Source.Changes as MappingKey(iface).
+	Mappings MappingSource
+	Configs  Configs
 	// Events records events; nil means events are only logged.
 	Events EventSink
 	// Prober probes ports; nil means TCPProber.
@@ -63,30 +72,33 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	stopOnce sync.Once
-	// received counts change notifications taken from the source and queued
-	// (tests wait on it).
+	// received counts change notifications taken from the source (queued,
+	// or dropped when their kind is off; tests wait on it).
 	received atomic.Uint64
+	// noConfigs is set once a Configs call said the target has no config
+	// service (ErrNoConfigService): mappings and metadata are off from then.
+	noConfigs atomic.Bool
 
 	// mu guards every field below. Per-service maps (svcState.nodes,
 	// nameState.registered, nameState.holds) are replaced, never mutated,
 	// so a worker may read the ones it copied under mu without holding it.
-	mu        sync.Mutex
-	started   bool
-	stopped   bool
-	owned     map[int]uint64
-	queue     []string
-	pending   map[string]*pendingWork
-	inflight  map[string]bool
-	services  map[string]*svcState
-	removals  []removalMark
-	massSince time.Time                  // start of the current mass-removal hold; zero when none
-	massGen   uint64                     // counts holds, so a stale grace timer cannot release a later one
-	massOpen  time.Time                  // removals pass the mass guard until then (confirmed or grace over)
-	massSvcs  map[string]bool            // services whose removals are held
-	evictions map[string]map[string]bool // service → provider nodes the sweeper found gone in ZooKeeper
-	desired   int
-	regCount  int
-	skipped   map[SkipReason]int
+	mu          sync.Mutex
+	started     bool
+	stopped     bool
+	owned       map[int]uint64
+	kept        map[int]uint64 // shards kept beat-only through a store outage (Ownership.Kept)
+	queue       []string
+	pending     map[string]*pendingWork
+	inflight    map[string]bool
+	services    map[string]*svcState
+	mapStates   map[string]*mapState // by MappingKey
+	mass        *massHold
+	evictions   map[string]map[string]bool // service → provider nodes the sweeper found gone in ZooKeeper
+	desired     int                        // interface-level instances desired
+	regCount    int                        // interface-level instances registered
+	appDesired  int                        // application-level instances desired
+	appRegCount int                        // application-level instances registered
+	skipped     map[SkipReason]int
 }
 
 type pendingWork struct {
@@ -94,21 +106,25 @@ type pendingWork struct {
 	since time.Time // first ZooKeeper change notification coalesced here; zero for other triggers
 }
 
-type removalMark struct {
-	at time.Time
-	n  int
-}
-
 type svcState struct {
-	shard    int
-	epoch    uint64
-	names    map[string]*nameState
-	nodes    map[string]nodeRec // every provider node of the last applied snapshot
-	lost     bool               // ownership lost while in flight: release at commit
-	attempts int
-	desired  int
-	regCount int
-	skipped  map[SkipReason]int
+	app bool // an application (AppKey), not an interface-level service
+	// metaDone and metaBad are an application's revisions whose remote
+	// metadata was copied, or cannot be (over the limit). Replaced, never
+	// mutated.
+	metaDone, metaBad map[string]bool
+	// metaMissing are the revisions whose metadata node was missing at the
+	// last attempt: reported once, not at every retry.
+	metaMissing map[string]bool
+	shard       int
+	epoch       uint64
+	names       map[string]*nameState
+	nodes       map[string]nodeRec // every provider node of the last applied snapshot
+	lost        bool               // ownership lost while in flight: release at commit
+	held        bool               // its shard is kept beat-only: its refs are LightOnly
+	attempts    int
+	desired     int
+	regCount    int
+	skipped     map[SkipReason]int
 	// unsettled holds, per registry service name, a Keep that failed: the
 	// client may still beat (and register) that set, so Stop releases it and
 	// Retire deregisters it. Cleared when a later apply of the name succeeds.
@@ -158,10 +174,12 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		prober:    deps.Prober,
 		wake:      make(chan struct{}, 1),
 		owned:     map[int]uint64{},
+		kept:      map[int]uint64{},
 		pending:   map[string]*pendingWork{},
 		inflight:  map[string]bool{},
 		services:  map[string]*svcState{},
-		massSvcs:  map[string]bool{},
+		mapStates: map[string]*mapState{},
+		mass:      newMassHold(cfg),
 		evictions: map[string]map[string]bool{},
 		skipped:   map[SkipReason]int{},
 	}
@@ -223,55 +241,6 @@ func (e *Engine) Start() error {
 // alive). Idempotent; safe before Start.
 func (e *Engine) Stop(ctx context.Context) error { return e.stop(ctx, nil) }
 
-// Retire stops the engine like Stop, then deregisters, instead of releasing,
-// the instances it registered for the ZooKeeper services remove selects (a
-// deleted task, or the services a narrowed task no longer covers); the rest
-// are released. Deregistrations run on at most Workers goroutines, bounded
-// by ctx; one that fails leaves its instances unbeaten, so they expire on
-// the registry. Idempotent with Stop: only the first of the two acts.
-func (e *Engine) Retire(ctx context.Context, remove func(service string) bool) error {
-	return e.stop(ctx, remove)
-}
-
-type deregWork struct {
-	ref   ServiceRef
-	insts []Instance
-}
-
-// deregWork lists every instance the service may have in the registry
-// through this engine: registered, and those of a failed Keep.
-func (st *svcState) deregWork() []deregWork {
-	byName := map[string]*deregWork{}
-	seen := map[string]map[string]bool{}
-	add := func(name string, ref ServiceRef, in Instance) {
-		w := byName[name]
-		if w == nil {
-			w = &deregWork{ref: ref}
-			byName[name] = w
-			seen[name] = map[string]bool{}
-		}
-		if a := in.Addr(); !seen[name][a] {
-			seen[name][a] = true
-			w.insts = append(w.insts, in)
-		}
-	}
-	for n, ns := range st.names {
-		for _, r := range ns.registered {
-			add(n, ns.ref, r.Instance)
-		}
-	}
-	for n, u := range st.unsettled {
-		for _, in := range u.insts {
-			add(n, u.ref, in)
-		}
-	}
-	out := make([]deregWork, 0, len(byName))
-	for _, w := range byName {
-		out = append(out, *w)
-	}
-	return out
-}
-
 func (e *Engine) stop(ctx context.Context, remove func(service string) bool) error {
 	var err error
 	e.stopOnce.Do(func() {
@@ -309,40 +278,6 @@ func (e *Engine) stop(ctx context.Context, remove func(service string) bool) err
 	return err
 }
 
-// deregisterAll removes each service's instances, Workers at a time.
-func (e *Engine) deregisterAll(ctx context.Context, work []deregWork) error {
-	sem := make(chan struct{}, e.cfg.Workers)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for _, w := range work {
-		if ctx.Err() != nil {
-			failed.Add(int64(len(w.insts)))
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := e.deps.Registry.Deregister(ctx, w.ref, w.insts); err != nil {
-				failed.Add(int64(len(w.insts)))
-				e.log.Warn("deregistration at retire failed; the instances expire unbeaten", "registry_service", w.ref.Name, "err", err)
-				return
-			}
-			e.m.actions.WithLabelValues(ActDeregister.String()).Add(float64(len(w.insts)))
-		}()
-	}
-	wg.Wait()
-	n := 0
-	for _, w := range work {
-		n += len(w.insts)
-	}
-	e.log.Info("task retired: deregistered its instances", "instances", n, "failed", failed.Load())
-	if f := failed.Load(); f > 0 {
-		return fmt.Errorf("syncer: retire: %d of %d instances not deregistered (they expire unbeaten)", f, n)
-	}
-	return nil
-}
-
 // Confirm lets removals held by the mass-removal guard go ahead (an
 // operator confirmed them); removals pass the guard for one MassWindow.
 func (e *Engine) Confirm() { e.releaseMass("confirmed", 0) }
@@ -350,29 +285,37 @@ func (e *Engine) Confirm() { e.releaseMass("confirmed", 0) }
 // Status is a point-in-time summary for the console and tests.
 type Status struct {
 	OwnedShards int
-	Services    int
-	Pending     int
-	Desired     int
-	Registered  int
-	Skipped     map[SkipReason]int
-	MassHeld    []string // ZooKeeper services whose removals are held
+	// KeptShards are kept alive with light beats only while the store is
+	// unreachable (no registration, no deregistration).
+	KeptShards int
+	Services   int
+	Pending    int
+	// InFlight are the work keys being reconciled now.
+	InFlight int
+	// Desired and Registered count interface-level instances;
+	// AppDesired and AppRegistered application-level ones.
+	Desired       int
+	Registered    int
+	AppDesired    int
+	AppRegistered int
+	Skipped       map[SkipReason]int
+	MassHeld      []string // ZooKeeper services whose removals are held
 }
 
 // Status returns the engine's current summary.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := Status{OwnedShards: len(e.owned), Services: len(e.services), Pending: len(e.pending),
-		Desired: e.desired, Registered: e.regCount, Skipped: map[SkipReason]int{}}
+	st := Status{OwnedShards: len(e.owned), KeptShards: len(e.kept), Services: len(e.services), Pending: len(e.pending),
+		InFlight: len(e.inflight),
+		Desired:  e.desired, Registered: e.regCount, AppDesired: e.appDesired, AppRegistered: e.appRegCount,
+		Skipped: map[SkipReason]int{}}
 	for r, n := range e.skipped {
 		if n > 0 {
 			st.Skipped[r] = n
 		}
 	}
-	for s := range e.massSvcs {
-		st.MassHeld = append(st.MassHeld, s)
-	}
-	slices.Sort(st.MassHeld)
+	st.MassHeld = e.mass.heldKeys()
 	return st
 }
 
@@ -397,7 +340,11 @@ func (e *Engine) loop() {
 				changes = nil
 				continue
 			}
-			e.enqueue(s, false, true)
+			_, app := appOfKey(s)
+			_, m := mappingOfKey(s)
+			if !(app && e.deps.AppSource == nil) && !(m && !e.mappingsOn()) {
+				e.enqueue(s, false, true)
+			}
 			e.received.Add(1)
 		case <-ownC:
 			e.refreshOwnership()
@@ -460,19 +407,59 @@ func (e *Engine) enqueue(s string, full, change bool) {
 // enqueueOwned queues every catalog service of an owned shard, and every
 // service the engine holds state for.
 func (e *Engine) enqueueOwned(full bool) {
-	for _, s := range e.deps.Source.Services() {
+	for _, s := range e.catalogKeys() {
 		e.enqueue(s, full, false)
 	}
 	e.enqueueKnown()
+}
+
+// catalogKeys lists the work keys of the catalog: every interface-level
+// service, and AppKey of every application when app level is on.
+func (e *Engine) catalogKeys() []string {
+	keys := e.deps.Source.Services()
+	if e.deps.AppSource != nil {
+		for _, app := range e.deps.AppSource.Apps() {
+			keys = append(keys, AppKey(app))
+		}
+	}
+	if e.mappingsOn() {
+		for _, iface := range e.deps.Mappings.Mappings() {
+			keys = append(keys, MappingKey(iface))
+		}
+	}
+	return keys
+}
+
+func (e *Engine) mappingsOn() bool {
+	return e.deps.Mappings != nil && e.deps.Configs != nil && !e.noConfigs.Load()
+}
+
+// configsGone handles a Configs error: true (and, the first time, a
+// warning and an event) when it says the target has no config service.
+func (e *Engine) configsGone(err error) bool {
+	if !errors.Is(err, ErrNoConfigService) {
+		return false
+	}
+	if e.noConfigs.CompareAndSwap(false, true) {
+		e.log.Warn("the target has no config service: syncing instances only (no mappings, no remote metadata)", "err", err)
+		e.record(Event{Kind: EventNoConfigService, Detail: "the target has no config service: Dubbo 3 mappings and remote metadata are not copied; instances are"})
+		// Instances held back waiting for their remote metadata go as
+		// they are now: plan every known key again.
+		e.enqueueKnown()
+	}
+	return true
 }
 
 // enqueueKnown queues every service the engine holds state for (after an
 // app mode change: skipped providers become synced or the reverse).
 func (e *Engine) enqueueKnown() {
 	e.mu.Lock()
-	known := make([]string, 0, len(e.services))
+	known := make([]string, 0, len(e.services)+len(e.mapStates))
 	for s := range e.services {
 		known = append(known, s)
+	}
+	for k := range e.mapStates {
+		known = append(known, k)
 	}
 	e.mu.Unlock()
 	for _, s := range known {
@@ -480,21 +467,36 @@ func (e *Engine) enqueueKnown() {
 	}
 }
 
-// refreshOwnership reads the owned shards, releases (without deregistering)
-// the services of shards lost, and queues the services of shards gained.
+// refreshOwnership reads the owned and kept shards, releases (without
+// deregistering) the services of shards lost, switches the services of
+// kept shards to light beats only (and back once owned again), and queues
+// the services of shards gained, a kept shard owned again included: the
+// ZooKeeper changes it missed are applied by that full reconcile.
 func (e *Engine) refreshOwnership() {
 	owned := e.deps.Ownership.Owned()
+	kept := e.deps.Ownership.Kept()
 	gained := map[int]bool{}
-	var release []ServiceRef
+	var release, hold, unhold []ServiceRef
 	e.mu.Lock()
 	for sh, ep := range owned {
 		if old, ok := e.owned[sh]; !ok || old != ep {
 			gained[sh] = true
 		}
 	}
-	e.owned = owned
+	e.owned, e.kept = owned, kept
 	for s, st := range e.services {
 		if ep, ok := owned[st.shard]; ok && ep == st.epoch {
+			if st.held {
+				st.held = false
+				unhold = append(unhold, st.refs()...)
+			}
+			continue
+		}
+		if ep, ok := kept[st.shard]; ok && ep == st.epoch {
+			if !st.held {
+				st.held = true
+				hold = append(hold, st.refs()...)
+			}
 			continue
 		}
 		if e.inflight[s] {
@@ -504,20 +506,52 @@ func (e *Engine) refreshOwnership() {
 		release = append(release, st.refs()...)
 		e.dropLocked(s, st)
 	}
+	for k, ms := range e.mapStates {
+		if ep, ok := owned[ms.shard]; !ok || ep != ms.epoch {
+			delete(e.mapStates, k) // nothing beaten: the next owner merges again
+		}
+	}
 	e.m.ownedShards.Set(float64(len(owned)))
+	e.m.keptShards.Set(float64(len(kept)))
 	e.mu.Unlock()
+	for _, r := range hold {
+		e.deps.Registry.LightOnly(r, true)
+	}
+	for _, r := range unhold {
+		e.deps.Registry.LightOnly(r, false)
+	}
 	for _, r := range release {
 		e.deps.Registry.Release(r)
+	}
+	if len(hold) > 0 {
+		e.log.Warn("store unreachable: beating the last owned services with light beats only", "registry_services", len(hold), "kept_shards", len(kept))
+	}
+	if len(unhold) > 0 {
+		e.log.Info("leases confirmed again: reconciling the kept services", "registry_services", len(unhold))
 	}
 	if len(release) > 0 {
 		e.log.Info("shards lost: stopped beating their instances", "services", len(release))
 		e.record(Event{Kind: EventOwnershipLost, Detail: fmt.Sprintf("released %d registry services", len(release))})
 	}
 	if len(gained) > 0 {
-		for _, s := range e.deps.Source.Services() {
+		for _, s := range e.catalogKeys() {
 			if gained[e.deps.ShardOf(s)] {
 				e.enqueue(s, true, false)
 			}
+		}
+		// Services the engine holds state for but the catalog no longer
+		// lists (deleted from ZooKeeper while a kept shard could not be
+		// acted on): their removal is applied now too.
+		e.mu.Lock()
+		var known []string
+		for s, st := range e.services {
+			if gained[st.shard] {
+				known = append(known, s)
+			}
+		}
+		e.mu.Unlock()
+		for _, s := range known {
+			e.enqueue(s, true, false)
 		}
 	}
 }
@@ -528,19 +562,32 @@ func (e *Engine) dropLocked(s string, st *svcState) {
 		return
 	}
 	delete(e.services, s)
-	e.desired -= st.desired
-	e.regCount -= st.regCount
+	e.addCountsLocked(st, -1)
 	for r, n := range st.skipped {
 		e.skipped[r] -= n
 	}
-	delete(e.massSvcs, s)
+	e.mass.forget(s)
 	delete(e.evictions, s)
 	e.setGaugesLocked()
+}
+
+// addCountsLocked adds (sign 1) or removes (-1) st's instance counts to
+// the engine's, by level.
+func (e *Engine) addCountsLocked(st *svcState, sign int) {
+	if st.app {
+		e.appDesired += sign * st.desired
+		e.appRegCount += sign * st.regCount
+		return
+	}
+	e.desired += sign * st.desired
+	e.regCount += sign * st.regCount
 }
 
 func (e *Engine) setGaugesLocked() {
 	e.m.desired.Set(float64(e.desired))
 	e.m.registered.Set(float64(e.regCount))
+	e.m.appDesired.Set(float64(e.appDesired))
+	e.m.appRegistered.Set(float64(e.appRegCount))
 	for _, r := range skipReasons {
 		e.m.skipped.WithLabelValues(string(r)).Set(float64(e.skipped[r]))
 	}
@@ -606,501 +653,6 @@ func (e *Engine) next() (string, pendingWork, bool) {
 	return "", pendingWork{}, false
 }
 
-// nameWork is one Nacos service's reconcile inside a process call.
-type nameWork struct {
-	name      string
-	attempted []Instance // the set passed to Keep, when Keep was called
-	forceKeep bool       // a previous Keep failed: call Keep even with nothing to change
-	ns        nameState  // copy; maps shared read-only
-	listed    bool
-	plan      Plan
-	applied   bool
-	desired   int
-}
-
-// process reconciles one ZooKeeper service and applies the result.
-func (e *Engine) process(s string, w pendingWork) {
-	start := e.clock.Now()
-	shard := e.deps.ShardOf(s)
-
-	e.mu.Lock()
-	epoch, owned := e.owned[shard]
-	if !owned || e.stopped {
-		e.mu.Unlock()
-		return
-	}
-	st := e.services[s]
-	if st == nil {
-		st = &svcState{shard: shard, epoch: epoch, names: map[string]*nameState{}, skipped: map[SkipReason]int{}}
-		e.services[s] = st
-	}
-	prevNodes := st.nodes
-	views := make(map[string]nameState, len(st.names))
-	for n, ns := range st.names {
-		views[n] = *ns
-	}
-	evicted := e.evictions[s] // replaced, never mutated
-	unsettled := make(map[string]bool, len(st.unsettled))
-	for n := range st.unsettled {
-		unsettled[n] = true
-	}
-	e.mu.Unlock()
-
-	// Desired state from the snapshot: newest node per (name, address),
-	// then the filters on that newest node.
-	// Removals need a trustworthy view on both sides of the read.
-	synced := e.deps.Source.Synced()
-	snap, exists := e.deps.Source.Snapshot(s)
-	synced = synced && e.deps.Source.Synced()
-	nodes := map[string]nodeRec{}
-	present := map[string]bool{}
-	newest := map[string]map[string]Provider{}
-	consider := func(p Provider) {
-		present[p.Node] = true
-		if evicted[p.Node] {
-			return // ZooKeeper said it is gone; the cache lags
-		}
-		name, addr := ServiceName(p.URL), Addr(p.URL.Host, p.URL.Port)
-		nodes[p.Node] = nodeRec{name: name, addr: addr, ts: p.Timestamp}
-		byAddr := newest[name]
-		if byAddr == nil {
-			byAddr = map[string]Provider{}
-			newest[name] = byAddr
-		}
-		if cur, ok := byAddr[addr]; !ok || p.Timestamp > cur.Timestamp {
-			byAddr[addr] = p
-		}
-	}
-	if exists {
-		for _, p := range snap.Providers {
-			consider(p)
-		}
-		for _, p := range snap.Shadowed {
-			consider(p)
-		}
-	}
-	skipped := map[SkipReason]int{}
-	desired := map[string]map[string]Desired{}
-	for name, byAddr := range newest {
-		for addr, p := range byAddr {
-			mode := ModeSync
-			if e.deps.Apps != nil {
-				if app := Application(p); app != "" {
-					mode = e.deps.Apps.Mode(app)
-				}
-			}
-			if r := e.cfg.Filter.Skip(p, mode); r != SkipNone {
-				skipped[r]++
-				continue
-			}
-			if desired[name] == nil {
-				desired[name] = map[string]Desired{}
-			}
-			desired[name][addr] = Desired{Instance: BuildInstance(p, e.marker), Node: p.Node, Timestamp: p.Timestamp}
-		}
-	}
-	gone := map[string]map[string][]GoneNode{}
-	for node, rec := range prevNodes {
-		if _, ok := nodes[node]; ok {
-			continue
-		}
-		if gone[rec.name] == nil {
-			gone[rec.name] = map[string][]GoneNode{}
-		}
-		gone[rec.name][rec.addr] = append(gone[rec.name][rec.addr], GoneNode{Node: node, Timestamp: rec.ts})
-	}
-
-	// Every registry service the snapshot names, synced or skipped: a
-	// skipped provider's instance may have been registered before (by us or
-	// by a previous owner) and must be removed once.
-	names := map[string]bool{}
-	for n := range newest {
-		names[n] = true
-	}
-	for n, ns := range views {
-		if len(ns.registered) > 0 || len(ns.holds) > 0 {
-			names[n] = true
-		}
-	}
-	for n := range gone {
-		if _, ok := views[n]; ok {
-			names[n] = true
-		}
-	}
-	for n := range unsettled {
-		names[n] = true // a failed Keep's set is set right (or emptied) by a Keep
-	}
-	order := make([]string, 0, len(names))
-	for n := range names {
-		order = append(order, n)
-	}
-	slices.Sort(order)
-
-	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.ApplyTimeout)
-	defer cancel()
-	now := e.clock.Now()
-	failed := false
-	works := make([]*nameWork, 0, len(order))
-	for _, name := range order {
-		nw := &nameWork{name: name, desired: len(desired[name]), forceKeep: unsettled[name]}
-		if v, ok := views[name]; ok {
-			nw.ns = v
-		} else {
-			nw.ns = nameState{ref: ServiceRef{Namespace: e.cfg.Namespace, Group: e.cfg.Group, Name: name}}
-		}
-		in := ReconcileInput{Now: now, Desired: desired[name], Registered: nw.ns.registered, Gone: gone[name],
-			Holds: nw.ns.holds, AllowRemovals: synced, StaleHold: e.cfg.StaleHold}
-		needList := w.full || !nw.ns.listed
-		if !needList {
-			nw.plan = Reconcile(in)
-			// Before removing anything, make sure it is still ours.
-			needList = nw.plan.Removals() > 0
-		}
-		if needList {
-			list, err := e.deps.Registry.List(ctx, nw.ns.ref)
-			if err != nil {
-				e.applyFailed(s, nw.ns.ref, "list", err)
-				failed = true
-				continue
-			}
-			in.Registered, in.Foreign = e.adopt(list, nw.ns.registered)
-			nw.ns.registered = in.Registered
-			nw.listed = true
-			nw.plan = Reconcile(in)
-		}
-		works = append(works, nw)
-	}
-
-	// Mass-removal guard, task-wide.
-	removals := 0
-	for _, nw := range works {
-		removals += nw.plan.Removals()
-	}
-	held, newHold := false, false
-	if removals > 0 {
-		e.mu.Lock()
-		e.pruneRemovalsLocked(now)
-		recent := 0
-		for _, r := range e.removals {
-			recent += r.n
-		}
-		if now.Before(e.massOpen) {
-			delete(e.massSvcs, s)
-		} else if MassGuard(e.regCount, recent, removals, e.cfg.MassShare, e.cfg.MassMin) {
-			held = true
-			newHold = !e.massSvcs[s]
-			e.massSvcs[s] = true
-			if e.massSince.IsZero() {
-				e.massSince = now
-				e.massGen++
-				e.wg.Add(1)
-				go e.massGrace(e.massGen)
-			}
-		}
-		e.mu.Unlock()
-	}
-	if !held {
-		e.mu.Lock()
-		delete(e.massSvcs, s)
-		e.mu.Unlock()
-	}
-	if held {
-		for _, nw := range works {
-			nw.plan = nw.plan.WithoutRemovals(nw.ns.registered)
-		}
-		e.m.massHeld.Inc()
-		if newHold {
-			e.log.Warn("mass removal held", "service", s, "removals", removals)
-			e.record(Event{Kind: EventMassHeld, Detail: fmt.Sprintf("zk service %s: %d removals held (more than %.0f%% of the task's instances within %s); confirm or wait %s",
-				s, removals, e.cfg.MassShare*100, e.cfg.MassWindow, e.cfg.MassGrace)})
-		}
-	}
-
-	// Apply, fenced by the lease.
-	lost := !e.deps.Ownership.Owns(shard, epoch)
-	applied := 0
-	if !lost {
-		for _, nw := range works {
-			if e.ctx.Err() != nil {
-				failed = true
-				break
-			}
-			if err := e.apply(ctx, nw); err != nil {
-				e.applyFailed(s, nw.ns.ref, "apply", err)
-				failed = true
-				continue
-			}
-			nw.applied = true
-			applied += len(nw.plan.Actions)
-		}
-	}
-	end := e.clock.Now()
-
-	// Commit.
-	var release []ServiceRef
-	var evictedNow []Event
-	var conflictEvents []Event
-	e.mu.Lock()
-	if st.lost || lost || e.services[s] != st {
-		for _, nw := range works {
-			if (nw.applied && len(nw.plan.Keep) > 0) || (!nw.applied && nw.attempted != nil) {
-				release = append(release, nw.ns.ref)
-			}
-		}
-		release = append(release, st.refs()...)
-		e.dropLocked(s, st)
-		e.mu.Unlock()
-		for _, r := range release {
-			e.deps.Registry.Release(r)
-		}
-		return
-	}
-	removed := 0
-	for _, nw := range works {
-		if !nw.applied {
-			if nw.attempted != nil {
-				if st.unsettled == nil {
-					st.unsettled = map[string]unsettledKeep{}
-				}
-				st.unsettled[nw.name] = unsettledKeep{ref: nw.ns.ref, insts: nw.attempted}
-			}
-			continue
-		}
-		delete(st.unsettled, nw.name)
-		ns := st.names[nw.name]
-		if ns == nil {
-			ns = &nameState{ref: nw.ns.ref}
-			st.names[nw.name] = ns
-		}
-		ns.registered = nw.plan.Keep
-		ns.holds = nw.plan.Holds
-		ns.listed = ns.listed || nw.listed
-		ns.kept = true
-		var fresh []string
-		ns.conflicts, fresh = newConflicts(ns.conflicts, nw.plan.Conflicts)
-		for _, a := range fresh {
-			conflictEvents = append(conflictEvents, Event{Kind: EventForeign, Service: ns.ref.Name, Instance: a,
-				Detail: "address held by an instance without the ferry.source marker; left alone"})
-		}
-		for _, a := range nw.plan.Actions {
-			if a.Kind == ActDeregister {
-				removed++
-				if n := nw.ns.registered[a.Addr].Node; n != "" && evicted[n] {
-					evictedNow = append(evictedNow, Event{Kind: EventEvicted, Service: nw.name, Instance: a.Addr,
-						Detail: fmt.Sprintf("node %s: port probe failed and the node is gone from ZooKeeper", n)})
-				}
-			}
-		}
-		if len(ns.registered) == 0 && len(ns.holds) == 0 && nw.desired == 0 {
-			delete(st.names, nw.name)
-		}
-	}
-	if removed > 0 {
-		e.removals = append(e.removals, removalMark{at: now, n: removed})
-	}
-	if !failed {
-		st.nodes = nodes
-		st.attempts = 0
-		// Forget evictions once the cache has caught up with ZooKeeper.
-		if cur := e.evictions[s]; len(cur) > 0 {
-			next := map[string]bool{}
-			for node := range cur {
-				if present[node] {
-					next[node] = true
-				}
-			}
-			if len(next) == 0 {
-				delete(e.evictions, s)
-			} else {
-				e.evictions[s] = next
-			}
-		}
-	} else {
-		st.attempts++
-	}
-	// Gauges: replace this service's contribution.
-	e.desired -= st.desired
-	e.regCount -= st.regCount
-	for r, n := range st.skipped {
-		e.skipped[r] -= n
-	}
-	st.desired, st.regCount, st.skipped = 0, 0, skipped
-	for _, byAddr := range desired {
-		st.desired += len(byAddr)
-	}
-	for _, ns := range st.names {
-		st.regCount += len(ns.registered)
-	}
-	e.desired += st.desired
-	e.regCount += st.regCount
-	for r, n := range skipped {
-		e.skipped[r] += n
-	}
-	e.setGaugesLocked()
-	attempts := st.attempts
-	if !exists && len(st.names) == 0 && !failed {
-		e.dropLocked(s, st)
-	}
-	e.mu.Unlock()
-	// Come back when the earliest stale hold ends, so ZooKeeper's level
-	// truth is applied then, not at the next full reconcile.
-	var holdEnd time.Time
-	for _, nw := range works {
-		for _, until := range nw.plan.Holds {
-			if holdEnd.IsZero() || until.Before(holdEnd) {
-				holdEnd = until
-			}
-		}
-	}
-	if holdEnd.After(now) && !failed {
-		e.after(holdEnd.Sub(now), s)
-	}
-
-	// Report.
-	mode := "partial"
-	if w.full {
-		mode = "full"
-	}
-	e.m.reconcileDur.WithLabelValues(mode).Observe(end.Sub(start).Seconds())
-	if applied > 0 && !w.since.IsZero() {
-		e.m.lag.Observe(end.Sub(w.since).Seconds())
-	}
-	for _, nw := range works {
-		e.report(nw)
-	}
-	for _, ev := range conflictEvents {
-		e.record(ev)
-	}
-	for _, ev := range evictedNow {
-		e.m.evictions.Inc()
-		e.record(ev)
-	}
-	if failed {
-		e.retry(s, attempts)
-	}
-}
-
-// adopt splits a registry listing into our instances (merged with the cached
-// view, which knows their nodes) and the addresses held by foreign ones.
-func (e *Engine) adopt(list []Instance, cached map[string]Registered) (map[string]Registered, map[string]bool) {
-	ours := make(map[string]Registered, len(list))
-	var foreign map[string]bool
-	for _, inst := range list {
-		a := inst.Addr()
-		if !e.marker.Ours(inst) {
-			if foreign == nil {
-				foreign = map[string]bool{}
-			}
-			foreign[a] = true
-			continue
-		}
-		r, ok := cached[a]
-		if !ok {
-			r = Registered{Timestamp: metaTimestamp(inst.Metadata["timestamp"])}
-		}
-		r.Instance = inst
-		ours[a] = r
-	}
-	return ours, foreign
-}
-
-// metaTimestamp reads a provider timestamp from instance metadata in
-// milliseconds, as the ZooKeeper watcher normalises it: dubbo-go writes
-// seconds, Java milliseconds; values below 1e11 are seconds. 0 if unparsable.
-func metaTimestamp(s string) int64 {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0
-	}
-	if v < 1e11 {
-		v *= 1000
-	}
-	return v
-}
-
-// apply sends one plan to the registry: removals first, then the full set.
-func (e *Engine) apply(ctx context.Context, nw *nameWork) error {
-	var dereg []Instance
-	for _, a := range nw.plan.Actions {
-		if a.Kind == ActDeregister {
-			dereg = append(dereg, a.Instance)
-		}
-	}
-	if len(dereg) > 0 {
-		if err := e.deps.Registry.Deregister(ctx, nw.ns.ref, dereg); err != nil {
-			return err
-		}
-	}
-	if len(nw.plan.Actions) > 0 || (!nw.ns.kept && len(nw.plan.Keep) > 0) || nw.forceKeep {
-		keep := make([]Instance, 0, len(nw.plan.Keep))
-		addrs := make([]string, 0, len(nw.plan.Keep))
-		for a := range nw.plan.Keep {
-			addrs = append(addrs, a)
-		}
-		slices.Sort(addrs)
-		for _, a := range addrs {
-			keep = append(keep, nw.plan.Keep[a].Instance)
-		}
-		nw.attempted = keep
-		if err := e.deps.Registry.Keep(ctx, nw.ns.ref, keep); err != nil {
-			return err
-		}
-	}
-	for _, a := range nw.plan.Actions {
-		e.m.actions.WithLabelValues(a.Kind.String()).Inc()
-	}
-	return nil
-}
-
-// newConflicts returns the current conflict set and the addresses new in it.
-func newConflicts(prev map[string]bool, now []string) (map[string]bool, []string) {
-	if len(now) == 0 {
-		return nil, nil
-	}
-	out := make(map[string]bool, len(now))
-	var fresh []string
-	for _, a := range now {
-		out[a] = true
-		if !prev[a] {
-			fresh = append(fresh, a)
-		}
-	}
-	return out, fresh
-}
-
-// report turns a plan's guard decisions into metrics and events.
-func (e *Engine) report(nw *nameWork) {
-	if !nw.applied {
-		return
-	}
-	for _, st := range nw.plan.Stale {
-		if st.Downgrade {
-			if _, wasHeld := nw.ns.holds[st.Addr]; wasHeld {
-				continue
-			}
-			e.m.staleHeld.Inc()
-			e.record(Event{Kind: EventStaleHeld, Service: nw.name, Instance: st.Addr,
-				Detail: fmt.Sprintf("node %s (timestamp %d) is older than the registered provider (timestamp %d); held %s", st.Node, st.Timestamp, st.Registered, e.cfg.StaleHold)})
-			continue
-		}
-		e.m.staleDropped.Inc()
-		e.record(Event{Kind: EventStaleRemoval, Service: nw.name, Instance: st.Addr,
-			Detail: fmt.Sprintf("removal of node %s (timestamp %d) dropped: provider with timestamp %d is registered", st.Node, st.Timestamp, st.Registered)})
-	}
-	if n := len(nw.plan.Deferred); n > 0 {
-		e.m.deferred.Add(float64(n))
-	}
-}
-
-func (e *Engine) applyFailed(s string, ref ServiceRef, op string, err error) {
-	if e.ctx.Err() != nil {
-		return // stopping: the call was cancelled, not failed
-	}
-	e.m.applyErrors.Inc()
-	e.log.Warn("registry call failed; will retry", "service", s, "registry_service", ref.Name, "op", op, "err", err)
-	e.record(Event{Kind: EventApplyFailed, Service: ref.Name, Detail: op + ": " + err.Error()})
-}
-
 // retry re-queues a service after exponential backoff with jitter.
 func (e *Engine) retry(s string, attempts int) {
 	e.after(e.backoff(attempts), s)
@@ -1132,50 +684,6 @@ func (e *Engine) backoff(attempts int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-func (e *Engine) pruneRemovalsLocked(now time.Time) {
-	cut := 0
-	for cut < len(e.removals) && now.Sub(e.removals[cut].at) >= e.cfg.MassWindow {
-		cut++
-	}
-	e.removals = e.removals[cut:]
-}
-
-// massGrace releases the hold of generation gen once the grace period has
-// passed (unless it was released already).
-func (e *Engine) massGrace(gen uint64) {
-	defer e.wg.Done()
-	select {
-	case <-e.ctx.Done():
-	case <-e.clock.After(e.cfg.MassGrace):
-		e.releaseMass("grace period passed", gen)
-	}
-}
-
-// releaseMass lets held removals go; gen 0 releases whatever is held, another
-// gen only that hold.
-func (e *Engine) releaseMass(why string, gen uint64) {
-	e.mu.Lock()
-	if gen != 0 && (gen != e.massGen || e.massSince.IsZero()) {
-		e.mu.Unlock()
-		return
-	}
-	now := e.clock.Now()
-	e.massOpen = now.Add(e.cfg.MassWindow)
-	e.massSince = time.Time{}
-	held := make([]string, 0, len(e.massSvcs))
-	for s := range e.massSvcs {
-		held = append(held, s)
-	}
-	e.mu.Unlock()
-	if len(held) > 0 {
-		e.log.Warn("mass removal released", "why", why, "services", len(held))
-		e.record(Event{Kind: EventMassReleased, Detail: fmt.Sprintf("%s: %d services", why, len(held))})
-	}
-	for _, s := range held {
-		e.enqueue(s, true, false)
-	}
-}
-
 func (e *Engine) record(ev Event) {
 	ev.At = e.clock.Now()
 	ev.Task = e.cfg.Task
@@ -1184,90 +692,4 @@ func (e *Engine) record(ev Event) {
 		e.deps.Events.Record(ev)
 	}
 	e.log.Debug("event", "kind", ev.Kind, "service", ev.Service, "instance", ev.Instance, "detail", ev.Detail)
-}
-
-// probeLoop sweeps the ports of the instances this worker keeps.
-func (e *Engine) probeLoop() {
-	defer e.wg.Done()
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-e.clock.After(e.jitter(e.cfg.ProbeInterval)):
-			e.Sweep(e.ctx)
-		}
-	}
-}
-
-type probeTarget struct {
-	service string
-	addr    string
-	node    string
-}
-
-// Sweep probes every kept instance once (bounded concurrency). A failed
-// probe asks ZooKeeper whether the provider node exists: only when it says
-// the node is gone is the instance evicted (through the service's next
-// reconcile, which deregisters it and records the event); a node still
-// present, or an unknown answer, is counted and left alone. It returns when
-// the sweep is done.
-func (e *Engine) Sweep(ctx context.Context) {
-	e.mu.Lock()
-	var targets []probeTarget
-	for s, st := range e.services {
-		for _, ns := range st.names {
-			for a, r := range ns.registered {
-				if r.Node != "" {
-					targets = append(targets, probeTarget{service: s, addr: a, node: r.Node})
-				}
-			}
-		}
-	}
-	e.mu.Unlock()
-	sem := make(chan struct{}, e.cfg.ProbeConcurrency)
-	var wg sync.WaitGroup
-	for _, t := range targets {
-		select {
-		case <-ctx.Done():
-		case sem <- struct{}{}:
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				e.probeOne(ctx, t)
-			}()
-			continue
-		}
-		break
-	}
-	wg.Wait()
-}
-
-func (e *Engine) probeOne(ctx context.Context, t probeTarget) {
-	pctx, cancel := context.WithTimeout(ctx, e.cfg.ProbeTimeout)
-	err := e.prober.Probe(pctx, t.addr)
-	cancel()
-	if err == nil || ctx.Err() != nil {
-		return
-	}
-	qctx, cancel := context.WithTimeout(ctx, e.cfg.ProbeTimeout)
-	exists, zerr := e.deps.Source.ProviderExists(qctx, t.node)
-	cancel()
-	switch {
-	case zerr != nil:
-		e.m.probeFailures.WithLabelValues("unknown").Inc()
-		e.log.Debug("probe failed; zookeeper unreachable, instance kept", "addr", t.addr, "node", t.node, "err", zerr)
-	case exists:
-		e.m.probeFailures.WithLabelValues("present").Inc()
-		e.log.Debug("probe failed; provider node present, instance kept", "addr", t.addr, "err", err)
-	default:
-		e.m.probeFailures.WithLabelValues("gone").Inc()
-		e.mu.Lock()
-		next := map[string]bool{t.node: true}
-		for n := range e.evictions[t.service] {
-			next[n] = true
-		}
-		e.evictions[t.service] = next
-		e.mu.Unlock()
-		e.enqueue(t.service, false, false)
-	}
 }

@@ -17,6 +17,7 @@ type harness struct {
 	t      *testing.T
 	e      *Engine
 	src    *fakeSource
+	appSrc *fakeAppSource
 	reg    *fakeRegistry
 	own    *fakeOwnership
 	apps   *fakeApps
@@ -39,6 +40,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, src: newFakeSource(), reg: newFakeRegistry(), own: newFakeOwnership(0, 1), apps: newFakeApps(),
 		events: &fakeEvents{}, clock: newFakeClock(), prober: &fakeProber{down: map[string]bool{}}, prom: prometheus.NewRegistry()}
+	h.appSrc = &fakeAppSource{src: h.src, apps: map[string]AppSnapshot{}, meta: map[string]string{}}
 	cfg := DefaultConfig()
 	cfg.Cluster, cfg.Worker, cfg.Task = "zk1", "w1", "t1"
 	cfg.Workers = 4
@@ -46,7 +48,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 		mod(&cfg)
 	}
 	e, err := New(cfg, Deps{Source: h.src, Registry: h.reg, Ownership: h.own, ShardOf: shardOf, Apps: h.apps,
-		Events: h.events, Prober: h.prober, Clock: h.clock, Logger: testLogger(t), Metrics: h.prom})
+		AppSource: h.appSrc, Events: h.events, Prober: h.prober, Clock: h.clock, Logger: testLogger(t), Metrics: h.prom})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,6 +341,35 @@ func TestEngineMassRemovalGuard(t *testing.T) {
 		h.clock.Advance(10 * time.Second)
 		return h.reg.count("providers:org.Bar::") == 0
 	})
+}
+
+// An operator's switch of an app to native removes its synced instances
+// at once, however many: the mass-removal hold guards against ZooKeeper
+// losing providers, not against a previewed, confirmed switch. The same
+// count vanishing from ZooKeeper is still held.
+func TestEngineModeSwitchIsNotAMassRemoval(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MassMin = 5; c.MassGrace = time.Minute })
+	h.start()
+	var provs []Provider
+	for i := range 20 {
+		provs = append(provs, prov("org.Foo", "10.0.0.1", 1000+i, 1))
+	}
+	h.src.set("org.Foo", provs...)
+	eventually(t, "registered", func() bool { return h.reg.count(fooName) == 20 })
+	h.apps.set("app-org.Foo", ModeNative)
+	eventually(t, "the native app's synced instances removed", func() bool { return h.reg.count(fooName) == 0 })
+	if n := h.events.count(EventMassHeld); n != 0 {
+		t.Fatalf("%d mass holds for a mode switch", n)
+	}
+	h.apps.set("app-org.Foo", ModeSync)
+	eventually(t, "restored", func() bool { return h.reg.count(fooName) == 20 })
+	h.clock.Advance(2 * time.Minute) // out of any window
+	h.src.set("org.Foo", provs[:5]...)
+	eventually(t, "ZooKeeper losing 15 of 20 is held", func() bool { return h.events.count(EventMassHeld) == 1 })
+	h.idle()
+	if n := h.reg.count(fooName); n != 20 {
+		t.Fatalf("mass removal applied: %d left", n)
+	}
 }
 
 func TestEngineRetriesWithBackoff(t *testing.T) {

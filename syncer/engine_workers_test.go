@@ -52,6 +52,8 @@ func (c *workerClient) Deregister(ctx context.Context, svc ServiceRef, insts []I
 	return nil
 }
 
+func (c *workerClient) LightOnly(ServiceRef, bool) {}
+
 func (c *workerClient) Release(svc ServiceRef) {
 	c.mu.Lock()
 	delete(c.beating, svc.Name)

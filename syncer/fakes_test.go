@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/testlog"
 )
 
@@ -175,7 +176,8 @@ type fakeRegistry struct {
 	keeps     int
 	deregs    []string // "name addr"
 	releases  int
-	failCalls int // fail the next n calls
+	light     map[string]bool // service name → LightOnly on
+	failCalls int             // fail the next n calls
 	// keepFailKept makes the next n Keeps fail after keeping the set, as
 	// the real client does when the immediate registration fails.
 	keepFailKept int
@@ -235,6 +237,26 @@ func (r *fakeRegistry) Release(svc ServiceRef) {
 	defer r.mu.Unlock()
 	r.releases++
 	delete(r.beating, svc.Name)
+	delete(r.light, svc.Name)
+}
+
+func (r *fakeRegistry) LightOnly(svc ServiceRef, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.light == nil {
+		r.light = map[string]bool{}
+	}
+	if on {
+		r.light[svc.Name] = true
+	} else {
+		delete(r.light, svc.Name)
+	}
+}
+
+func (r *fakeRegistry) isLight(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.light[name]
 }
 
 func (r *fakeRegistry) List(_ context.Context, svc ServiceRef) ([]Instance, error) {
@@ -301,11 +323,12 @@ func (r *fakeRegistry) put(name string, in Instance) {
 type fakeOwnership struct {
 	mu      sync.Mutex
 	owned   map[int]uint64
+	kept    map[int]uint64
 	changed chan struct{}
 }
 
 func newFakeOwnership(shards ...int) *fakeOwnership {
-	o := &fakeOwnership{owned: map[int]uint64{}, changed: make(chan struct{}, 1)}
+	o := &fakeOwnership{owned: map[int]uint64{}, kept: map[int]uint64{}, changed: make(chan struct{}, 1)}
 	for _, s := range shards {
 		o.owned[s] = 1
 	}
@@ -325,7 +348,43 @@ func (o *fakeOwnership) Owns(shard int, epoch uint64) bool {
 	return ok && ep == epoch
 }
 
+func (o *fakeOwnership) Kept() map[int]uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.kept)
+}
+
 func (o *fakeOwnership) Changed() <-chan struct{} { return o.changed }
+
+// outage moves every owned shard to kept (a store outage lapsed them).
+func (o *fakeOwnership) outage() {
+	o.mu.Lock()
+	maps.Copy(o.kept, o.owned)
+	o.owned = map[int]uint64{}
+	o.mu.Unlock()
+	o.signal()
+}
+
+// recover ends an outage: kept shards in confirm are owned again with
+// their epoch, the others moved.
+func (o *fakeOwnership) recover(confirm ...int) {
+	o.mu.Lock()
+	for _, sh := range confirm {
+		if ep, ok := o.kept[sh]; ok {
+			o.owned[sh] = ep
+		}
+	}
+	o.kept = map[int]uint64{}
+	o.mu.Unlock()
+	o.signal()
+}
+
+func (o *fakeOwnership) signal() {
+	select {
+	case o.changed <- struct{}{}:
+	default:
+	}
+}
 
 func (o *fakeOwnership) set(shard int, epoch uint64, own bool) {
 	o.mu.Lock()
@@ -420,11 +479,18 @@ func testLogger(t *testing.T) *slog.Logger {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, 15*time.Second, what, cond)
+}
+
+func (r *fakeRegistry) keepCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.keeps
+}
+
+// beating1 reports whether the client beats addr of name.
+func (r *fakeRegistry) beating1(name, addr string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.beating[name][addr]
 }

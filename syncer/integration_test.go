@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/zkserver"
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/zkwatch"
@@ -78,6 +79,8 @@ func (n *nsTarget) Deregister(_ context.Context, svc ServiceRef, insts []Instanc
 	n.kept[svc] = keep
 	return nil
 }
+
+func (n *nsTarget) LightOnly(ServiceRef, bool) {}
 
 func (n *nsTarget) Release(svc ServiceRef) {
 	n.mu.Lock()
@@ -144,7 +147,11 @@ type nopZK struct{}
 
 func (nopZK) Printf(string, ...any) {}
 
-func newZKEnv(t *testing.T) *zkEnv {
+func newZKEnv(t *testing.T) *zkEnv { t.Helper(); return newZKEnvWith(t, nil) }
+
+// newZKEnvWith is newZKEnv with the engine's source wrapped (fault
+// injection on top of the real watcher); nil leaves it as it is.
+func newZKEnvWith(t *testing.T, wrap func(Source) Source) *zkEnv {
 	t.Helper()
 	srv := zkserver.ForTest(t)
 	env := &zkEnv{srv: srv, c: zkClient(t, srv.Addr()), events: &fakeEvents{}, apps: newFakeApps(),
@@ -163,7 +170,11 @@ func newZKEnv(t *testing.T) *zkEnv {
 	cfg := DefaultConfig()
 	cfg.Cluster, cfg.Worker, cfg.Task = "zk1", "w1", "it"
 	cfg.ProbeInterval = 0 // sweeps driven by the test
-	e, err := New(cfg, Deps{Source: ZKSource{W: w}, Registry: env.target, Ownership: newFakeOwnership(0, 1),
+	var src Source = ZKSource{W: w}
+	if wrap != nil {
+		src = wrap(src)
+	}
+	e, err := New(cfg, Deps{Source: src, Registry: env.target, Ownership: newFakeOwnership(0, 1),
 		ShardOf: shardOf, Apps: env.apps, Events: env.events, Logger: testLogger(t), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -327,7 +338,9 @@ func TestIntegrationZooKeeperDown(t *testing.T) {
 	if err := env.srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "writer reconnected", func() bool { return env.c.State() == zk.StateHasSession })
+	// The writer's client redials about once a second; a loaded machine
+	// may need several rounds after the JVM is back.
+	poll.Until(t, 60*time.Second, "writer reconnected", func() bool { return env.c.State() == zk.StateHasSession })
 	if err := env.c.Delete(p, -1); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 type metrics struct {
 	desired       prometheus.Gauge
 	registered    prometheus.Gauge
+	appDesired    prometheus.Gauge
+	appRegistered prometheus.Gauge
 	skipped       *prometheus.GaugeVec // reason
 	actions       *prometheus.CounterVec
 	staleDropped  prometheus.Counter
@@ -20,6 +22,7 @@ type metrics struct {
 	reconcileDur  *prometheus.HistogramVec
 	lag           prometheus.Histogram
 	ownedShards   prometheus.Gauge
+	keptShards    prometheus.Gauge
 	queueDepth    prometheus.Gauge
 }
 
@@ -27,9 +30,13 @@ func newMetrics(reg prometheus.Registerer, task string) (*metrics, error) {
 	cl := prometheus.Labels{"task": task}
 	m := &metrics{
 		desired: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_sync_instances_desired",
-			Help: "Provider instances that should be in the registry (owned services, after filters).", ConstLabels: cl}),
+			Help: "Interface-level provider instances that should be in the registry (owned services, after filters).", ConstLabels: cl}),
 		registered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_sync_instances_registered",
-			Help: "Instances this worker keeps registered and beaten.", ConstLabels: cl}),
+			Help: "Interface-level instances this worker keeps registered and beaten.", ConstLabels: cl}),
+		appDesired: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_sync_app_instances_desired",
+			Help: "Dubbo 3 application-level instances that should be in the registry (owned apps, after filters).", ConstLabels: cl}),
+		appRegistered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_sync_app_instances_registered",
+			Help: "Dubbo 3 application-level instances this worker keeps registered and beaten.", ConstLabels: cl}),
 		skipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ferry_sync_instances_skipped",
 			Help: "Providers of owned services not synced, per reason.", ConstLabels: cl}, []string{"reason"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_sync_actions_total",
@@ -54,13 +61,15 @@ func newMetrics(reg prometheus.Registerer, task string) (*metrics, error) {
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ferry_sync_zk_to_registry_seconds",
 			Help: "From a ZooKeeper change notification to the registry call that applied it.", ConstLabels: cl,
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		keptShards: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_sync_kept_shards",
+			Help: "Shards kept alive with light beats only while the store is unreachable.", ConstLabels: cl}),
 		ownedShards: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_sync_owned_shards",
 			Help: "Shards this worker owns.", ConstLabels: cl}),
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_sync_pending_services",
 			Help: "Services waiting to be reconciled.", ConstLabels: cl}),
 	}
-	for _, c := range []prometheus.Collector{m.desired, m.registered, m.skipped, m.actions, m.staleDropped, m.staleHeld,
-		m.massHeld, m.deferred, m.applyErrors, m.evictions, m.probeFailures, m.reconcileDur, m.lag, m.ownedShards, m.queueDepth} {
+	for _, c := range []prometheus.Collector{m.desired, m.registered, m.appDesired, m.appRegistered, m.skipped, m.actions, m.staleDropped, m.staleHeld,
+		m.massHeld, m.deferred, m.applyErrors, m.evictions, m.probeFailures, m.reconcileDur, m.lag, m.ownedShards, m.keptShards, m.queueDepth} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

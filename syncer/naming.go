@@ -161,11 +161,14 @@ const (
 	SkipAppNative       SkipReason = "app_native"
 	SkipAppExcluded     SkipReason = "app_excluded"
 	SkipForeign         SkipReason = "foreign_instance" // the address is held by an instance without our marker
+	// SkipMetadata: an application-level instance whose remote metadata
+	// could not be copied into the config service (held back).
+	SkipMetadata SkipReason = "metadata_unavailable"
 )
 
 // SkipReasons lists every reason a provider can be skipped, for metrics.
 var skipReasons = []SkipReason{SkipBadAddress, SkipNotIncluded, SkipExcludedPattern, SkipWithNacos,
-	SkipAppNative, SkipAppExcluded, SkipForeign}
+	SkipAppNative, SkipAppExcluded, SkipForeign, SkipMetadata}
 
 // Filter selects the providers a task syncs. Patterns are path.Match globs
 // over the Dubbo interface ("org.foo.*"); an empty Include means all.

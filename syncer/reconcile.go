@@ -117,9 +117,10 @@ func (p Plan) Removals() int {
 	return n
 }
 
-// WithoutRemovals returns the plan with its deregistrations withheld: the
-// removed instances stay in Keep (used by the mass-removal guard).
-func (p Plan) WithoutRemovals(registered map[string]Registered) Plan {
+// WithoutRemovals returns the plan with its deregistrations withheld (those
+// held selects; nil: all of them): the removed instances stay in Keep
+// (used by the mass-removal guard).
+func (p Plan) WithoutRemovals(registered map[string]Registered, held func(addr string) bool) Plan {
 	out := p
 	out.Keep = make(map[string]Registered, len(p.Keep))
 	for a, r := range p.Keep {
@@ -127,7 +128,7 @@ func (p Plan) WithoutRemovals(registered map[string]Registered) Plan {
 	}
 	out.Actions = nil
 	for _, act := range p.Actions {
-		if act.Kind == ActDeregister {
+		if act.Kind == ActDeregister && (held == nil || held(act.Addr)) {
 			out.Keep[act.Addr] = registered[act.Addr]
 			continue
 		}
@@ -204,10 +205,17 @@ func Reconcile(in ReconcileInput) Plan {
 				p.Stale = append(p.Stale, Stale{Addr: a, Node: d.Node, Timestamp: d.Timestamp, Registered: r.Timestamp, Downgrade: true})
 				continue
 			}
-			p.Keep[a] = Registered{Instance: d.Instance, Node: d.Node, Timestamp: d.Timestamp}
+			inst := d.Instance
 			if !sameInstance(d.Instance, r.Instance) {
 				p.Actions = append(p.Actions, Action{Kind: ActUpdate, Addr: a, Instance: d.Instance})
+			} else if r.Node != "" && r.Node == d.Node {
+				// Unchanged since we built it: keep the registered copy, the
+				// one the registry client beats. A fresh equal copy here
+				// would be a second metadata map per instance whenever no
+				// Keep follows (the old node's removal after a restart).
+				inst = r.Instance
 			}
+			p.Keep[a] = Registered{Instance: inst, Node: d.Node, Timestamp: d.Timestamp}
 
 		case !inD && inR:
 			switch {

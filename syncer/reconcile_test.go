@@ -194,7 +194,7 @@ func TestPlanWithoutRemovals(t *testing.T) {
 	if p.Removals() != 2 {
 		t.Fatalf("removals = %d", p.Removals())
 	}
-	h := p.WithoutRemovals(regd)
+	h := p.WithoutRemovals(regd, nil)
 	if h.Removals() != 0 || len(h.Keep) != 3 || len(h.Actions) != 1 || len(p.Keep) != 1 {
 		t.Fatalf("held plan: %v keep %d (orig keep %d)", actions(h), len(h.Keep), len(p.Keep))
 	}

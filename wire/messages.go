@@ -275,12 +275,19 @@ type SubscribeServiceRequest struct {
 type SubscribeServiceResponse struct {
 	ResponseHeader
 	ServiceInfo ServiceInfo `json:"serviceInfo"`
+	// Encoded, when set, is ServiceInfo pre-encoded (all but its
+	// LastRefTime, the only field of ServiceInfo then read), as in
+	// QueryServiceResponse.
+	Encoded *ServiceInfoJSON `json:"-"`
 }
 
 // NotifySubscriberRequest pushes a service's state (server → client).
 type NotifySubscriberRequest struct {
 	NamingHeader
 	ServiceInfo ServiceInfo `json:"serviceInfo"`
+	// Encoded, when set, is ServiceInfo pre-encoded (all but its
+	// LastRefTime, the only field of ServiceInfo then read).
+	Encoded *ServiceInfoJSON `json:"-"`
 }
 
 // NotifySubscriberResponse acks a push.

@@ -11,28 +11,42 @@ import (
 )
 
 // EncodedReply is a unary answer that ServerCodec writes straight into
-// gRPC's send buffer: the Payload of a QueryServiceResponse whose
-// ServiceInfo is pre-encoded (Encoded). The bytes are those of
-// proto.Marshal of the Payload Codec.Encode would build; building that
-// Payload would first copy the kilobytes of hosts into a body, then into
-// the send buffer. Only ServerCodec marshals an EncodedReply.
+// gRPC's send buffer: the Payload of a QueryServiceResponse or a
+// SubscribeServiceResponse whose ServiceInfo is pre-encoded (Encoded). The
+// bytes are those of proto.Marshal of the Payload Codec.Encode would
+// build; building that Payload would first copy the kilobytes of hosts
+// into a body, then into the send buffer. Only ServerCodec marshals an
+// EncodedReply.
 type EncodedReply struct {
-	resp *QueryServiceResponse
+	hdr         *ResponseHeader
+	typ         string
+	enc         *ServiceInfoJSON
+	lastRefTime int64
 }
 
 // EncodeReply is Encode for an answer that a RequestReplier returns: an
-// EncodedReply for a QueryServiceResponse with Encoded set, a *Payload for
-// anything else.
+// EncodedReply for a QueryServiceResponse or SubscribeServiceResponse with
+// Encoded set, a *Payload for anything else.
 func (c *Codec) EncodeReply(m Message) (any, error) {
-	r, ok := m.(*QueryServiceResponse)
-	if !ok || r.Encoded == nil {
+	var r *EncodedReply
+	switch m := m.(type) {
+	case *QueryServiceResponse:
+		if m.Encoded != nil {
+			r = &EncodedReply{hdr: &m.ResponseHeader, typ: m.TypeName(), enc: m.Encoded, lastRefTime: m.ServiceInfo.LastRefTime}
+		}
+	case *SubscribeServiceResponse:
+		if m.Encoded != nil {
+			r = &EncodedReply{hdr: &m.ResponseHeader, typ: m.TypeName(), enc: m.Encoded, lastRefTime: m.ServiceInfo.LastRefTime}
+		}
+	}
+	if r == nil {
 		return c.Encode(m)
 	}
-	r.Success = r.ResultCode == ResultSuccess
-	if n := r.Encoded.Len() + len(r.Message) + len(r.RequestID) + 200; n > c.maxBody {
-		return nil, fmt.Errorf("%w: %s body is about %d bytes (max %d)", ErrTooLarge, r.TypeName(), n, c.maxBody)
+	r.hdr.Success = r.hdr.ResultCode == ResultSuccess
+	if n := r.enc.Len() + len(r.hdr.Message) + len(r.hdr.RequestID) + 200; n > c.maxBody {
+		return nil, fmt.Errorf("%w: %s body is about %d bytes (max %d)", ErrTooLarge, r.typ, n, c.maxBody)
 	}
-	return &EncodedReply{resp: r}, nil
+	return r, nil
 }
 
 // Payload field numbers (nacos.proto; google.protobuf.Any).
@@ -47,12 +61,12 @@ const (
 // (pooled when large, as gRPC's proto codec does).
 func (r *EncodedReply) marshal() mem.BufferSlice {
 	var preBuf [192]byte
-	pre := appendResponseHeader(preBuf[:0], &r.resp.ResponseHeader)
+	pre := appendResponseHeader(preBuf[:0], r.hdr)
 	pre = append(pre, `,"serviceInfo":`...)
 	var refBuf [24]byte
-	ref := strconv.AppendInt(refBuf[:0], r.resp.ServiceInfo.LastRefTime, 10)
-	e := r.resp.Encoded
-	typ := r.resp.TypeName()
+	ref := strconv.AppendInt(refBuf[:0], r.lastRefTime, 10)
+	e := r.enc
+	typ := r.typ
 	bodyLen := len(pre) + len(e.head) + len(`,"lastRefTime":`) + len(ref) + len(e.tail) + len(`}`)
 	anyLen := protowire.SizeTag(fieldAnyValue) + protowire.SizeBytes(bodyLen)
 	mdLen := protowire.SizeTag(fieldMetadataType) + protowire.SizeBytes(len(typ))

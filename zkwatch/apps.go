@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -69,9 +70,43 @@ func ParseAppInstance(data []byte) (AppInstance, error) {
 	return inst, nil
 }
 
+// AppKeyPrefix starts the key under which Changes delivers an application
+// whose instances changed: AppKey(app). A decoded interface-level service
+// name never starts with it (Java and Go type names hold no ':').
+const AppKeyPrefix = "app:"
+
+// AppKey is the Changes key of an application.
+func AppKey(app string) string { return AppKeyPrefix + app }
+
+// sameAppInstance reports whether two parsed instances are equal.
+func sameAppInstance(a, b AppInstance) bool {
+	return a.App == b.App && a.ID == b.ID && a.Node == b.Node && a.Address == b.Address && a.Port == b.Port &&
+		a.RegistrationTimeUTC == b.RegistrationTimeUTC && a.ServiceType == b.ServiceType && maps.Equal(a.Metadata, b.Metadata)
+}
+
 // appState is what the watcher keeps per application node.
 type appState struct {
 	instances map[string]AppInstance // by node name
+	listGen   uint64                 // gen of the last listing of the app node
+	unread    map[string]bool        // children listed whose data is not read yet
+}
+
+// appsSyncedLocked reports whether the application tree has been listed in
+// this session: the app root, every app node, and the data of every
+// instance node those listings showed. w.mu held.
+func (w *Watcher) appsSyncedLocked() bool {
+	if w.appPath == "" {
+		return true
+	}
+	if w.appRootGen != w.gen {
+		return false
+	}
+	for _, a := range w.apps {
+		if a.listGen != w.gen || len(a.unread) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Apps lists the applications that have at least one instance, sorted.
@@ -124,15 +159,29 @@ func (w *Watcher) processApp(p string) error {
 }
 
 func (w *Watcher) listAppRoot() error {
+	gen := w.currentGen()
 	children, err := w.childrenW("app_root", w.appPath)
 	if errors.Is(err, zk.ErrNoNode) {
-		return w.existsW(w.appPath)
+		if err := w.existsW(w.appPath); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.appRootGen = gen // no application tree: nothing to wait for
+		w.mu.Unlock()
+		return nil
 	}
 	if err != nil {
-		return w.handleListErr("app_root", w.appPath, err)
+		if err := w.handleListErr("app_root", w.appPath, err); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.appRootGen = gen // skipped (ACL...): counts as listed
+		w.mu.Unlock()
+		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.appRootGen = gen
 	seen := map[string]bool{}
 	for _, app := range children {
 		seen[app] = true
@@ -141,9 +190,12 @@ func (w *Watcher) listAppRoot() error {
 			w.q.add(w.appPath + "/" + app)
 		}
 	}
-	for app := range w.apps {
+	for app, a := range w.apps {
 		if !seen[app] {
 			delete(w.apps, app)
+			if len(a.instances) > 0 {
+				w.notes.mark(AppKey(app))
+			}
 		}
 	}
 	w.updateAppGaugeLocked()
@@ -152,10 +204,19 @@ func (w *Watcher) listAppRoot() error {
 
 func (w *Watcher) listApp(app string) error {
 	p := w.appPath + "/" + app
+	gen := w.currentGen()
 	children, err := w.childrenW("app", p)
 	gone := errors.Is(err, zk.ErrNoNode)
 	if err != nil && !gone {
-		return w.handleListErr("app", p, err)
+		if err := w.handleListErr("app", p, err); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		if a := w.apps[app]; a != nil {
+			a.listGen = gen // skipped (ACL...): counts as listed
+		}
+		w.mu.Unlock()
+		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -163,16 +224,27 @@ func (w *Watcher) listApp(app string) error {
 	if a == nil {
 		return nil
 	}
+	a.listGen = gen
 	seen := map[string]bool{}
 	for _, id := range children {
 		seen[id] = true
-		if _, ok := a.instances[id]; !ok {
+		if _, ok := a.instances[id]; !ok && !a.unread[id] {
+			if a.unread == nil {
+				a.unread = map[string]bool{}
+			}
+			a.unread[id] = true
 			w.q.add(p + "/" + id)
+		}
+	}
+	for id := range a.unread {
+		if !seen[id] {
+			delete(a.unread, id)
 		}
 	}
 	for id := range a.instances {
 		if !seen[id] {
 			delete(a.instances, id)
+			w.notes.mark(AppKey(app))
 		}
 	}
 	w.updateAppGaugeLocked()
@@ -186,7 +258,15 @@ func (w *Watcher) getInstance(app, id string) error {
 	gone := errors.Is(err, zk.ErrNoNode)
 	if err != nil && !gone {
 		w.m.listErrors.WithLabelValues("app_instance").Inc()
-		return w.handleListErr("app_instance", p, err)
+		if err := w.handleListErr("app_instance", p, err); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		if a := w.apps[app]; a != nil {
+			delete(a.unread, id) // skipped (ACL...): counts as read
+		}
+		w.mu.Unlock()
+		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -194,19 +274,31 @@ func (w *Watcher) getInstance(app, id string) error {
 	if a == nil {
 		return nil
 	}
+	delete(a.unread, id)
+	old, had := a.instances[id]
 	if gone {
-		delete(a.instances, id)
+		if had {
+			delete(a.instances, id)
+			w.notes.mark(AppKey(app))
+		}
 		w.updateAppGaugeLocked()
 		return nil
 	}
 	inst, err := ParseAppInstance(data)
 	if err != nil {
 		w.skipLocked(p, "unparsable", err)
-		delete(a.instances, id)
+		if had {
+			delete(a.instances, id)
+			w.notes.mark(AppKey(app))
+		}
+		w.updateAppGaugeLocked()
 		return nil
 	}
 	inst.App, inst.ID, inst.Node = app, id, p
 	a.instances[id] = inst
+	if !had || !sameAppInstance(old, inst) {
+		w.notes.mark(AppKey(app))
+	}
 	w.updateAppGaugeLocked()
 	return nil
 }

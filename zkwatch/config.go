@@ -58,6 +58,18 @@ type Config struct {
 	// with the watcher's lock held: it must return at once (e.g. hand the
 	// event to a buffer) and must not call the watcher.
 	OnSkip func(path, reason string)
+	// FlapChanges and FlapWindow define a flapping service: one whose
+	// provider set changed FlapChanges times within FlapWindow (a node
+	// created and deleted in a loop, a crash-looping provider). It is
+	// counted (zkwatch_flapping_total) and reported once per window; its
+	// changes are still coalesced as any other's, so other services are not
+	// slowed. Defaults 100 and 10s; FlapChanges 0 turns detection off.
+	FlapChanges int
+	FlapWindow  time.Duration
+	// OnFlap, when set, is told of each flapping service (its decoded name,
+	// the changes counted, the window). Called with the watcher's lock held,
+	// like OnSkip: it must return at once and must not call the watcher.
+	OnFlap func(service string, changes int, window time.Duration)
 }
 
 // DefaultConfig returns the defaults; Servers still has to be set.
@@ -70,6 +82,8 @@ func DefaultConfig() Config {
 		SkipChildren:    []string{"config", "mapping", "metadata"},
 		RetryBackoff:    200 * time.Millisecond,
 		MaxSkipped:      10000,
+		FlapChanges:     100,
+		FlapWindow:      10 * time.Second,
 	}
 }
 
@@ -113,6 +127,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSkipped < 0 {
 		return bad("MaxSkipped %d negative", c.MaxSkipped)
+	}
+	if c.FlapChanges < 0 {
+		return bad("FlapChanges %d negative", c.FlapChanges)
+	}
+	if c.FlapChanges > 0 && c.FlapWindow <= 0 {
+		return bad("FlapWindow %v must be positive", c.FlapWindow)
 	}
 	return nil
 }

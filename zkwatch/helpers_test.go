@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/internal/zkserver"
 	"github.com/go-zookeeper/zk"
@@ -45,13 +46,7 @@ func client(t testing.TB, addr string, timeout time.Duration) *zk.Conn {
 // waitFor polls cond until it holds or 20 s pass.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, what, cond)
 }
 
 func mkdirs(t testing.TB, c *zk.Conn, p string) {

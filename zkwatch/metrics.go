@@ -16,12 +16,14 @@ type metrics struct {
 	listErrors    *prometheus.CounterVec // kind
 	sessionEvents *prometheus.CounterVec // state
 	expiries      prometheus.Counter
+	flapping      prometheus.Counter
 	notifications prometheus.Counter
 	connected     prometheus.Gauge
 	synced        prometheus.GaugeFunc
+	remembered    prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer, synced func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, synced, remembered func() float64) (*metrics, error) {
 	m := &metrics{
 		services: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "zkwatch_services", Help: "Service nodes under the root that have a providers child."}),
@@ -39,18 +41,22 @@ func newMetrics(reg prometheus.Registerer, synced func() float64) (*metrics, err
 			Name: "zkwatch_session_events_total", Help: "ZooKeeper session state changes, by state."}, []string{"state"}),
 		expiries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zkwatch_session_expiries_total", Help: "ZooKeeper sessions expired (each one re-lists everything)."}),
+		flapping: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zkwatch_flapping_total", Help: "Flapping services seen: provider sets changed FlapChanges times within FlapWindow (once per window)."}),
 		notifications: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zkwatch_change_notifications_total", Help: "Per-service change notifications delivered on Changes()."}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "zkwatch_connected", Help: "1 while the ZooKeeper session is up."}),
 		synced: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "zkwatch_synced", Help: "1 once the full catalog is listed in the current session."}, synced),
+		remembered: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "zkwatch_skipped_paths_remembered", Help: "Skipped node paths remembered (logged once each); bounded by MaxSkipped."}, remembered),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.services, m.providers, m.appInstances, m.skipped, m.listings,
-		m.listErrors, m.sessionEvents, m.expiries, m.notifications, m.connected, m.synced} {
+		m.listErrors, m.sessionEvents, m.expiries, m.flapping, m.notifications, m.connected, m.synced, m.remembered} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("zkwatch: register metrics: %w", err)
 		}

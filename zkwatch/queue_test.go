@@ -87,7 +87,15 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "synced", w.Synced)
-	go func() { <-w.Changes() }() // a reader that goes away
+	gone := make(chan struct{})
+	defer close(gone) // the reader ends with the test (TestMain's goleak check)
+	// A reader that goes away.
+	go func() {
+		select {
+		case <-w.Changes():
+		case <-gone:
+		}
+	}()
 	if err := w.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}

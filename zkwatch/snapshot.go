@@ -32,10 +32,18 @@ type Provider struct {
 	Disabled  bool   // a configurator with disabled=true matches it
 }
 
-// provEntry is what the watcher keeps per provider node besides its name
-// (the map key): nothing. The URL is parsed again when a snapshot is taken;
-// keeping parsed URLs would cost more memory than the name itself.
-type provEntry struct{}
+// provEntry is what the watcher keeps per provider node: its full znode
+// path, the one copy of it in the process. The providers map's key is the
+// path's last element, a substring of it, and every snapshot's
+// Provider.Node is this same string, so the engine's records of the node
+// share it too (a node name is ~600 bytes: one copy instead of three). The
+// URL is parsed again when a snapshot is taken; keeping parsed URLs would
+// cost more memory than the name itself.
+type provEntry struct{ node string }
+
+// name is the node's name: the path after its last '/' (a znode name has
+// none; the URL inside is encoded).
+func (e provEntry) name() string { return e.node[strings.LastIndexByte(e.node, '/')+1:] }
 
 // overrideRule is a configurator that disables providers.
 type overrideRule struct {
@@ -74,17 +82,18 @@ func parseOverride(raw string) (overrideRule, bool, error) {
 	return overrideRule{host: u.Host, port: u.Port, version: u.Version(), group: u.Group()}, true, nil
 }
 
-// buildSnapshot parses the provider nodes and picks, per host:port, the
-// newest timestamp (ties: the greater node name, so the choice is stable).
-func buildSnapshot(name, provPath string, nodes []string, rules []overrideRule) (map[string]Provider, []Provider) {
+// buildSnapshot parses the provider nodes (full paths) and picks, per
+// host:port, the newest timestamp (ties: the greater node name, so the
+// choice is stable).
+func buildSnapshot(nodes []string, rules []overrideRule) (map[string]Provider, []Provider) {
 	provs := make(map[string]Provider, len(nodes))
 	var shadowed []Provider
-	for _, raw := range nodes {
-		u, err := ParseProviderNode(raw)
+	for _, node := range nodes {
+		u, err := ParseProviderNode(provEntry{node: node}.name())
 		if err != nil {
 			continue // counted when listed
 		}
-		p := Provider{Node: provPath + "/" + raw, URL: u, Timestamp: u.Timestamp()}
+		p := Provider{Node: node, URL: u, Timestamp: u.Timestamp()}
 		for _, r := range rules {
 			if r.matches(u) {
 				p.Disabled = true

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unique"
 )
 
 // Parse errors; test with errors.Is.
@@ -45,10 +46,10 @@ func ParseURL(s string) (URL, error) {
 			return u, fmt.Errorf("%w: bad protocol in %q", ErrBadURL, clip(s))
 		}
 	}
-	u.Protocol = proto
+	u.Protocol = intern(proto)
 	rest, query, _ := strings.Cut(rest, "?")
 	authority, path, _ := strings.Cut(rest, "/")
-	u.Path = strings.TrimLeft(path, "/")
+	u.Path = intern(strings.TrimLeft(path, "/"))
 	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
 		authority = authority[i+1:] // drop user:password
 	}
@@ -56,7 +57,7 @@ func ParseURL(s string) (URL, error) {
 	if err != nil {
 		return URL{}, fmt.Errorf("%w: %v in %q", ErrBadURL, err, clip(s))
 	}
-	u.Host, u.Port = host, port
+	u.Host, u.Port = intern(host), port // one host serves all of its application's services
 	u.Params = parseQuery(query)
 	return u, nil
 }
@@ -126,10 +127,31 @@ func parseQuery(q string) map[string]string {
 		if k == "" {
 			continue
 		}
+		k = intern(k)
+		if perProvider[k] {
+			v = strings.Clone(v)
+		} else {
+			v = intern(v)
+		}
 		m[k] = v // last one wins, as in Dubbo
 	}
 	return m
 }
+
+// intern returns the canonical copy of s (package unique). A parsed URL
+// holds no substring of the decoded node name: the keys and most values
+// repeat across the providers of an application or of the estate
+// (application, dubbo, methods, release, side...), so the metadata of
+// 30,000 providers shares one copy of each instead of every provider's
+// metadata keeping its whole decoded name (~600 bytes) alive. The runtime
+// drops a canonical copy once nothing refers to it, so the table is bounded
+// by the live providers, not by the changes seen.
+func intern(s string) string { return unique.Make(s).Value() }
+
+// perProvider are the parameters whose values differ from one provider
+// node to the next: copied, not interned (an interned value costs a table
+// entry for a string nobody shares).
+var perProvider = map[string]bool{"timestamp": true, "pid": true}
 
 // Param returns a parameter ("" when absent).
 func (u URL) Param(k string) string { return u.Params[k] }

@@ -66,8 +66,11 @@ type Watcher struct {
 	byRaw       map[string]*service // by znode name
 	provCount   int
 	svcCount    int               // services with hasProviders
+	unready     int               // services of w.services not listed in this session (readyLocked false)
 	skipped     map[string]string // path -> reason (logged once each)
 	apps        map[string]*appState
+	appRootGen  uint64 // gen of the last listing of the app root
+	maps        mappingState
 }
 
 // service is what the watcher keeps per service node.
@@ -79,13 +82,18 @@ type service struct {
 	hasProvChild bool   // the last service-node listing showed a providers child
 
 	hasProviders bool                 // providers listed and present
-	providers    map[string]provEntry // by provider node name
+	providers    map[string]provEntry // by provider node name (a substring of the entry's path)
 	provGen      uint64               // gen of the last providers listing
 	consumers    int
 	routers      int
 	rules        []overrideRule
 	configs      int
 	revision     uint64
+	// flapSince starts the current flap window; flapChanges counts the
+	// provider-set changes in it (kept here, not in a map: bounded by the
+	// services).
+	flapSince   time.Time
+	flapChanges int
 }
 
 // New validates cfg and builds a Watcher (nothing runs until Start).
@@ -112,6 +120,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Watcher, 
 		byRaw:    map[string]*service{},
 		skipped:  map[string]string{},
 		apps:     map[string]*appState{},
+		maps:     mappingState{nodes: map[string]string{}},
 	}
 	if a := strings.Trim(cfg.AppRoot, "/"); a != "" {
 		w.appPath = "/" + a
@@ -124,6 +133,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Watcher, 
 			return 1
 		}
 		return 0
+	}, func() float64 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return float64(len(w.skipped))
 	})
 	if err != nil {
 		return nil, err
@@ -170,6 +183,7 @@ func (w *Watcher) Start() error {
 		go w.worker()
 	}
 	w.q.add(w.rootPath)
+	w.q.add(w.mappingPath())
 	if w.appPath != "" {
 		w.q.add(w.appPath)
 	}
@@ -212,7 +226,9 @@ func (w *Watcher) Stop(ctx context.Context) error {
 }
 
 // Changes delivers the names of services whose snapshot changed (or that
-// disappeared: Snapshot then returns false); read Snapshot after receiving.
+// disappeared: Snapshot then returns false), and AppKey(app) for each
+// application whose instances changed (AppInstances); read the snapshot
+// after receiving.
 // The channel is unbuffered and fed from a pending set, so the watcher never
 // waits for the reader and a burst of changes on one service while the
 // reader is busy is at most two names (the one being handed over, then one
@@ -221,19 +237,34 @@ func (w *Watcher) Stop(ctx context.Context) error {
 func (w *Watcher) Changes() <-chan string { return w.notes.out }
 
 // Synced reports whether the whole catalog has been listed since the session
-// began (or since the last session expiry). False while the root is missing.
+// began (or since the last session expiry), the application-level tree
+// (AppRoot) included. False while the root is missing.
 func (w *Watcher) Synced() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.rootListed || w.rootGen != w.gen {
-		return false
-	}
-	for _, s := range w.services {
-		if s.svcGen != w.gen || (s.hasProvChild && s.provGen != w.gen) {
-			return false
+	// O(1): the engine asks before and after every snapshot it takes.
+	return w.rootListed && w.rootGen == w.gen && w.unready == 0 && w.appsSyncedLocked()
+}
+
+// readyLocked reports whether s has been listed in this session: its
+// service node, and its providers child when it has one. w.mu held.
+func (w *Watcher) readyLocked(s *service) bool {
+	return s.svcGen == w.gen && (!s.hasProvChild || s.provGen == w.gen)
+}
+
+// listedLocked applies f, a change of s's listing state (svcGen, provGen,
+// hasProvChild), keeping w.unready in step. w.mu held.
+func (w *Watcher) listedLocked(s *service, f func()) {
+	tracked := w.services[s.name] == s
+	was := w.readyLocked(s)
+	f()
+	if now := w.readyLocked(s); tracked && now != was {
+		if now {
+			w.unready--
+		} else {
+			w.unready++
 		}
 	}
-	return true
 }
 
 // Connected reports whether the ZooKeeper session is up now.
@@ -267,16 +298,15 @@ func (w *Watcher) Snapshot(name string) (ServiceSnapshot, bool) {
 		return ServiceSnapshot{}, false
 	}
 	nodes := make([]string, 0, len(s.providers))
-	for raw := range s.providers {
-		nodes = append(nodes, raw)
+	for _, e := range s.providers {
+		nodes = append(nodes, e.node)
 	}
 	rules := slices.Clone(s.rules)
 	snap := ServiceSnapshot{Service: s.name, Consumers: s.consumers, Routers: s.routers,
 		Configurators: s.configs, Revision: s.revision}
-	provPath := w.rootPath + "/" + s.raw + "/" + catProviders
 	w.mu.Unlock()
 	slices.Sort(nodes)
-	snap.Providers, snap.Shadowed = buildSnapshot(snap.Service, provPath, nodes, rules)
+	snap.Providers, snap.Shadowed = buildSnapshot(nodes, rules)
 	return snap, true
 }
 
@@ -373,6 +403,7 @@ func (w *Watcher) onSession(st zk.State) {
 		}
 	case zk.StateExpired:
 		w.gen++
+		w.unready = len(w.services) // none is listed in the new session yet
 		w.m.expiries.Inc()
 		w.log.Warn("zookeeper session expired: re-listing everything", "generation", w.gen)
 		w.setDownLocked()
@@ -382,6 +413,7 @@ func (w *Watcher) onSession(st zk.State) {
 		for _, s := range w.services {
 			w.q.add(w.rootPath + "/" + s.raw)
 		}
+		w.relistMappingsLocked()
 		if w.appPath != "" {
 			w.q.add(w.appPath)
 			for app, a := range w.apps {
@@ -465,6 +497,9 @@ func (w *Watcher) worker() {
 func (w *Watcher) process(p string) error {
 	if w.appPath != "" && (p == w.appPath || strings.HasPrefix(p, w.appPath+"/")) {
 		return w.processApp(p)
+	}
+	if w.isMappingPath(p) {
+		return w.processMapping(p)
 	}
 	if p == w.rootPath {
 		return w.listRoot()
@@ -550,11 +585,15 @@ func (w *Watcher) listRoot() error {
 		s := &service{name: name, raw: raw}
 		w.services[name] = s
 		w.byRaw[raw] = s
+		w.unready++ // never listed
 		w.q.add(w.rootPath + "/" + raw)
 	}
 	for raw, s := range w.byRaw {
 		if seen[raw] {
 			continue
+		}
+		if !w.readyLocked(s) {
+			w.unready--
 		}
 		delete(w.byRaw, raw)
 		delete(w.services, s.name)
@@ -590,7 +629,7 @@ func (w *Watcher) listService(raw string) error {
 		}
 		// Skipped (ACL...): it counts as listed, or Synced would wait forever.
 		w.mu.Lock()
-		s.svcGen = gen
+		w.listedLocked(s, func() { s.svcGen = gen })
 		w.mu.Unlock()
 		return nil
 	}
@@ -603,8 +642,7 @@ func (w *Watcher) listService(raw string) error {
 	if w.byRaw[raw] != s {
 		return nil
 	}
-	s.svcGen = gen
-	s.hasProvChild = present[catProviders]
+	w.listedLocked(s, func() { s.svcGen, s.hasProvChild = gen, present[catProviders] })
 	// The category listings are the only writers of category state: list
 	// each one present now, and each one we hold state for (it may be gone).
 	for _, cat := range categories {
@@ -646,7 +684,7 @@ func (w *Watcher) listCategory(raw, cat string) error {
 		}
 		if cat == catProviders { // skipped (ACL...): counts as listed for Synced
 			w.mu.Lock()
-			s.provGen = gen
+			w.listedLocked(s, func() { s.provGen = gen })
 			w.mu.Unlock()
 		}
 		return nil
@@ -660,10 +698,13 @@ func (w *Watcher) listCategory(raw, cat string) error {
 	switch cat {
 	case catProviders:
 		changed = w.applyProvidersLocked(s, p, children, gone)
+		if changed {
+			w.flapLocked(s, time.Now())
+		}
 		if s.provGen != gen {
 			changed = true // first listing in this session: a fresh snapshot
 		}
-		s.provGen = gen
+		w.listedLocked(s, func() { s.provGen = gen })
 	case catConsumers:
 		changed = s.consumers != len(children)
 		s.consumers = len(children)
@@ -711,7 +752,7 @@ func (w *Watcher) applyProvidersLocked(s *service, p string, children []string, 
 	changed := !s.hasProviders || len(children) != len(s.providers)
 	for _, c := range children {
 		if e, ok := s.providers[c]; ok {
-			next[c] = e
+			next[e.name()] = e // the kept key, not the listing's copy of the name
 			continue
 		}
 		if _, bad := w.skipped[p+"/"+c]; bad {
@@ -721,7 +762,8 @@ func (w *Watcher) applyProvidersLocked(s *service, p string, children []string, 
 			w.skipLocked(p+"/"+c, reasonOf(err), err)
 			continue
 		}
-		next[c] = provEntry{}
+		e := provEntry{node: p + "/" + c}
+		next[e.name()] = e
 		changed = true
 	}
 	if len(next) != len(s.providers) {
@@ -733,6 +775,27 @@ func (w *Watcher) applyProvidersLocked(s *service, p string, children []string, 
 	}
 	s.hasProviders, s.providers = true, next
 	return changed
+}
+
+// flapLocked counts one change of s's provider set; the FlapChanges-th
+// change within FlapWindow makes s flapping: counted, logged and reported
+// (OnFlap) once for the window. w.mu held.
+func (w *Watcher) flapLocked(s *service, now time.Time) {
+	if w.cfg.FlapChanges <= 0 {
+		return
+	}
+	if now.Sub(s.flapSince) > w.cfg.FlapWindow {
+		s.flapSince, s.flapChanges = now, 0
+	}
+	s.flapChanges++
+	if s.flapChanges != w.cfg.FlapChanges {
+		return
+	}
+	w.m.flapping.Inc()
+	w.log.Warn("service flapping: its providers keep changing", "service", s.name, "changes", s.flapChanges, "within", w.cfg.FlapWindow)
+	if w.cfg.OnFlap != nil {
+		w.cfg.OnFlap(s.name, s.flapChanges, w.cfg.FlapWindow)
+	}
 }
 
 func reasonOf(err error) string {

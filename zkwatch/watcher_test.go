@@ -415,6 +415,11 @@ func TestSessionExpiry(t *testing.T) {
 		n, okN := w.Snapshot("com.foo.New")
 		return w.Synced() && okA && len(a.Providers) == 2 && !okGone && okN && len(n.Providers) == 1
 	})
+	w.mu.Lock()
+	if n := scanUnready(w); n != w.unready {
+		t.Errorf("after the expiry Synced counts %d services unready, a scan %d", w.unready, n)
+	}
+	w.mu.Unlock()
 	// Every service, changed or not, gets a fresh snapshot and a notification.
 	waitFor(t, "fresh snapshot of an unchanged service", func() bool {
 		return w.mustSnapshot(t, "com.foo.Same").Revision > revSame && rec.count("com.foo.Same") >= 1

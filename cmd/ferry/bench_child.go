@@ -1,84 +1,40 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferrysync/ferry/internal/benchchild"
 	"github.com/ferrysync/ferry/wire"
 )
 
-// benchChild is this binary run as a benchmark's server in a child process,
-// so that its CPU is measured apart: it prints one greeting line, then
-// answers each line written to it with one line, until its stdin closes.
+// benchChild is this binary run as a benchmark's server in a child process
+// (internal/benchchild): one greeting line, then one answer per line.
 type benchChild struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	out   *bufio.Scanner
+	*benchchild.Child
 	hello string // the greeting line
-	once  sync.Once
 }
 
 // startBenchChild runs `ferry args...` and reads its greeting.
 func startBenchChild(ctx context.Context, args ...string) (*benchChild, error) {
-	exe, err := os.Executable()
+	c, err := benchchild.Self(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &benchChild{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if !c.out.Scan() {
-		c.stop()
-		return nil, fmt.Errorf("bench child %v did not start", args)
-	}
-	c.hello = c.out.Text()
-	return c, nil
+	return &benchChild{Child: c, hello: c.Hello}, nil
 }
 
 // ask writes one line and returns the child's answer.
-func (c *benchChild) ask(line string) (string, error) {
-	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
-		return "", err
-	}
-	if !c.out.Scan() {
-		return "", errors.New("bench child gone")
-	}
-	return c.out.Text(), nil
-}
+func (c *benchChild) ask(line string) (string, error) { return c.Ask(line) }
 
-// stop closes the child's stdin and waits for it to end.
-func (c *benchChild) stop() {
-	c.once.Do(func() {
-		c.in.Close()
-		_ = c.cmd.Wait()
-	})
-}
+// stop ends the child and waits for it.
+func (c *benchChild) stop() { c.Stop() }
 
 // serveBenchLines answers each line of in with answer(line) on out.
 func serveBenchLines(in io.Reader, out io.Writer, answer func(line string) string) {
-	sc := bufio.NewScanner(in)
-	for sc.Scan() {
-		fmt.Fprintln(out, answer(sc.Text()))
-	}
+	benchchild.Serve(in, out, answer)
 }
 
 // beatCounts reads a registry node's merged-beat counters: instance-beats

@@ -57,6 +57,8 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.SetOutput(env.stderr)
 	services := fs.Int("services", 3000, "services to seed")
 	instances := fs.Int("instances", 10, "providers per service")
+	apps := fs.Int("apps", 0, "Dubbo 3 applications to seed under /services (application-level instances; 0: none)")
+	appInstances := fs.Int("app-instances", 100, "instances per application (with -apps)")
 	timeout := fs.Duration("timeout", 120*time.Second, "give up on the cold start after")
 	rate := fs.Int("rate", 100, "ZooKeeper changes per second in the lag phase")
 	changes := fs.Int("changes", 1000, "changes in the lag phase (0 skips it)")
@@ -102,6 +104,14 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "seeded %d services / %d providers in %v (GOMAXPROCS %d)\n",
 		stats.Services, stats.Providers, stats.Duration.Round(time.Millisecond), runtime.GOMAXPROCS(0))
+	if *apps > 0 {
+		as, err := loader.SeedApps(ctx, *apps, *appInstances)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "seeded %d applications / %d application-level instances in %v\n",
+			as.Services, as.Providers, as.Duration.Round(time.Millisecond))
+	}
 
 	reg, err := startSyncRegistry(ctx)
 	if err != nil {
@@ -127,7 +137,7 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 			w.Stop(context.Background())
 		}
 	}()
-	st, err := waitSynced(ctx, w, *timeout, 20*time.Millisecond)
+	st, err := waitAppsSynced(ctx, w, *apps**appInstances, *timeout, 20*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -137,15 +147,26 @@ func benchSync(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "worker start → all %d desired instances registered: %v (skipped %v)\n",
-		st.Engine.Desired, took.Round(time.Millisecond), st.Engine.Skipped)
+		st.Engine.Desired+st.Engine.AppDesired, took.Round(time.Millisecond), st.Engine.Skipped)
+	if st.Engine.AppDesired > 0 {
+		fmt.Fprintf(env.stdout, "  of them interface level %d, application level %d\n", st.Engine.Desired, st.Engine.AppDesired)
+	}
 	fmt.Fprintf(env.stdout, "registry holds %d instances\n", rs.instances)
-	if rs.instances != int64(st.Engine.Desired) {
-		return fmt.Errorf("bench sync: registry holds %d instances, the worker desires %d", rs.instances, st.Engine.Desired)
+	if want := int64(st.Engine.Desired + st.Engine.AppDesired); rs.instances != want {
+		return fmt.Errorf("bench sync: registry holds %d instances, the worker desires %d", rs.instances, want)
 	}
 
 	if *changes > 0 {
 		if err := benchSyncLag(ctx, env, loader, reg.http, *services, *instances, *rate, *changes); err != nil {
 			return err
+		}
+		if *apps > 0 {
+			if _, err := waitSynced(ctx, w, *timeout, 20*time.Millisecond); err != nil {
+				return err
+			}
+			if err := benchAppLag(ctx, env, loader, reg.http, *apps, *appInstances, *rate, *changes); err != nil {
+				return err
+			}
 		}
 		if _, err := waitSynced(ctx, w, *timeout, 20*time.Millisecond); err != nil {
 			return err
@@ -265,13 +286,43 @@ type lagProbe struct {
 // pending, round after round, and records the time from before the
 // ZooKeeper write until the registry showed it.
 func benchSyncLag(ctx context.Context, env *cmdEnv, loader *zkload.Loader, regHTTP string, services, instances, rate, n int) error {
-	conn := loader.Conn()
 	rnd := rand.New(rand.NewPCG(7, 11))
+	next := instances
+	change := func() (string, []byte, lagProbe, error) {
+		var raw string
+		var svc int
+		for {
+			svc = rnd.IntN(services)
+			raw = loader.ProviderURL(svc, next, time.Now().UnixMilli())
+			next++
+			if !strings.Contains(raw, "withNacos=true") {
+				break
+			}
+		}
+		u, err := zkwatch.ParseURL(raw)
+		if err != nil {
+			return "", nil, lagProbe{}, err
+		}
+		p := lagProbe{service: syncer.ServiceName(syncer.URL{Protocol: u.Protocol, Host: u.Host, Port: u.Port, Path: u.Path, Params: u.Params}), addr: net.JoinHostPort(u.Host, strconv.Itoa(u.Port))}
+		return loader.ProviderPath(svc, raw), nil, p, nil
+	}
+	return benchLag(ctx, env, loader.Conn(), regHTTP, "ZooKeeper change", rate, n, change)
+}
+
+// benchLag writes n changes at rate/s, each a node change() returns
+// (path, data and the registry instance it should make appear), added in
+// the first half of every second and removed again in the second; a single
+// poller asks the registry about every change still pending, round after
+// round, and records the time from before the ZooKeeper write until the
+// registry showed it. label starts the report line.
+func benchLag(ctx context.Context, env *cmdEnv, conn *zk.Conn, regHTTP, label string, rate, n int,
+	change func() (path string, data []byte, p lagProbe, err error)) error {
 	var (
-		mu      sync.Mutex
-		pending []*lagProbe
-		addLag  []time.Duration
-		delLag  []time.Duration
+		mu        sync.Mutex
+		pending   []*lagProbe
+		overtaken int // adds removed before the poller saw them
+		addLag    []time.Duration
+		delLag    []time.Duration
 	)
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
@@ -307,7 +358,7 @@ func benchSyncLag(ctx context.Context, env *cmdEnv, loader *zkload.Loader, regHT
 		probe lagProbe
 	}
 	var live []added
-	failed, next := 0, instances
+	failed := 0
 	tk := time.NewTicker(time.Second / time.Duration(rate))
 	defer tk.Stop()
 	for k := 0; k < n; k++ {
@@ -324,6 +375,11 @@ func benchSyncLag(ctx context.Context, env *cmdEnv, loader *zkload.Loader, regHT
 			p := a.probe
 			p.present, p.t0 = false, time.Now()
 			mu.Lock()
+			// An add not yet seen is overtaken by its removal: the poller
+			// can no longer see it, so it is counted apart, not as lost.
+			n0 := len(pending)
+			pending = slices.DeleteFunc(pending, func(q *lagProbe) bool { return q.present && q.service == p.service && q.addr == p.addr })
+			overtaken += n0 - len(pending)
 			pending = append(pending, &p)
 			mu.Unlock()
 			if err := conn.Delete(a.path, -1); err != nil {
@@ -334,26 +390,15 @@ func benchSyncLag(ctx context.Context, env *cmdEnv, loader *zkload.Loader, regHT
 			}
 			continue
 		}
-		var raw string
-		var svc int
-		for {
-			svc = rnd.IntN(services)
-			raw = loader.ProviderURL(svc, next, time.Now().UnixMilli())
-			next++
-			if !strings.Contains(raw, "withNacos=true") {
-				break
-			}
-		}
-		u, err := zkwatch.ParseURL(raw)
+		path, data, p, err := change()
 		if err != nil {
 			return err
 		}
-		p := lagProbe{service: syncer.ServiceName(syncer.URL{Protocol: u.Protocol, Host: u.Host, Port: u.Port, Path: u.Path, Params: u.Params}), addr: net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), present: true, t0: time.Now()}
-		path := loader.ProviderPath(svc, raw)
+		p.present, p.t0 = true, time.Now()
 		mu.Lock()
 		pending = append(pending, &p)
 		mu.Unlock()
-		if _, err := conn.Create(path, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		if _, err := conn.Create(path, data, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 			failed++
 			mu.Lock()
 			pending = slices.DeleteFunc(pending, func(q *lagProbe) bool { return q == &p })
@@ -393,9 +438,9 @@ func benchSyncLag(ctx context.Context, env *cmdEnv, loader *zkload.Loader, regHT
 		slices.Sort(d)
 		return d[min(len(d)-1, int(p*float64(len(d))))].Round(time.Millisecond)
 	}
-	fmt.Fprintf(env.stdout, "ZooKeeper change → registry at %d changes/s: n=%d p50=%v p99=%v max=%v (adds p50=%v p99=%v, removals p50=%v p99=%v; unseen after 30 s %d, ZooKeeper errors %d)\n",
-		rate, len(all), q(all, 0.5), q(all, 0.99), q(all, 1), q(addLag, 0.5), q(addLag, 0.99), q(delLag, 0.5), q(delLag, 0.99),
-		len(pending), failed)
+	fmt.Fprintf(env.stdout, "%s → registry at %d changes/s: n=%d p50=%v p99=%v max=%v (adds p50=%v p99=%v, removals p50=%v p99=%v; adds overtaken by their removal before seen %d, unseen after 30 s %d, ZooKeeper errors %d)\n",
+		label, rate, len(all), q(all, 0.5), q(all, 0.99), q(all, 1), q(addLag, 0.5), q(addLag, 0.99), q(delLag, 0.5), q(delLag, 0.99),
+		overtaken, len(pending), failed)
 	return nil
 }
 

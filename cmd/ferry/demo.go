@@ -5,15 +5,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferrysync/ferry/internal/zkload"
 	"github.com/ferrysync/ferry/internal/zkserver"
 	registryserver "github.com/ferrysync/ferry/registry-server"
+	"github.com/ferrysync/ferry/registry-server/membership"
 	"github.com/ferrysync/ferry/syncer/worker"
 )
 
@@ -22,12 +25,13 @@ import (
 // worker on an SQLite store. Everything lives in a temporary directory that
 // is removed on exit; Ctrl-C stops it all.
 //
-//	ferry demo [-zk-port 2181] [-registry-port 8848] [-http 127.0.0.1:8083] [-services 40] [-instances 3]
+//	ferry demo [-zk-port 2181] [-registry-port 8848] [-registry-nodes 1] [-http 127.0.0.1:8083] [-services 40] [-instances 3]
 func runDemo(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	zkPort := fs.Int("zk-port", 2181, "ZooKeeper port (a free one when busy)")
 	regPort := fs.Int("registry-port", 8848, "registry HTTP port, gRPC on port+1000 (free ones when busy)")
+	regNodes := fs.Int("registry-nodes", 1, "registry members: 1, or a cluster of N (up to 9) on loopback, ports 10 apart from -registry-port")
 	httpAddr := fs.String("http", "127.0.0.1:8083", "sync worker's /metrics and /api/status (a free port when busy)")
 	services := fs.Int("services", 40, "Dubbo services to seed")
 	instances := fs.Int("instances", 3, "providers per service")
@@ -35,12 +39,16 @@ func runDemo(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return demo(ctx, env, demoConfig{zkPort: *zkPort, regPort: *regPort, http: *httpAddr,
+	if *regNodes < 1 || *regNodes > 9 {
+		return fmt.Errorf("demo: -registry-nodes %d must be in 1-9", *regNodes)
+	}
+	return demo(ctx, env, demoConfig{zkPort: *zkPort, regPort: *regPort, regNodes: *regNodes, http: *httpAddr,
 		services: *services, instances: *instances, ready: *ready})
 }
 
 type demoConfig struct {
 	zkPort, regPort     int
+	regNodes            int // registry members (0 or 1: one node)
 	http                string
 	services, instances int
 	ready               time.Duration
@@ -86,26 +94,24 @@ func demo(ctx context.Context, env *cmdEnv, dc demoConfig) error {
 		return fmt.Errorf("demo: seeding ZooKeeper: %w", err)
 	}
 
-	rcfg := registryserver.DefaultConfig()
-	rcfg.Port = portOrFree(dc.regPort)
-	if rcfg.Port != 0 && !portFree(rcfg.Port+1000) {
-		rcfg.Port = 0
+	regs, err := demoRegistry(dc, dir, log)
+	for _, r := range regs {
+		defer r.Stop()
 	}
-	rcfg.DataDir = filepath.Join(dir, "registry")
-	reg, err := registryserver.Open(rcfg, log, nil)
 	if err != nil {
-		return fmt.Errorf("demo: registry: %w", err)
+		return err
 	}
-	if err := reg.Start(); err != nil {
-		return fmt.Errorf("demo: registry: %w", err)
-	}
-	defer reg.Stop()
+	reg := regs[0]
 	regAddr := reg.HTTPAddr().String()
+	var regAddrs []string
+	for _, r := range regs {
+		regAddrs = append(regAddrs, r.HTTPAddr().String())
+	}
 
 	wcfg := worker.DefaultConfig()
 	wcfg.DB = "sqlite://" + filepath.Join(dir, "ferry.db")
 	wcfg.ZK = []string{zk.Addr()}
-	wcfg.Registry = []string{regAddr}
+	wcfg.Registry = regAddrs
 	wcfg.HTTP = dc.http
 	if _, p, err := net.SplitHostPort(dc.http); err == nil {
 		if n, _ := strconv.Atoi(p); n != 0 && !portFree(n) {
@@ -113,25 +119,31 @@ func demo(ctx context.Context, env *cmdEnv, dc demoConfig) error {
 		}
 	}
 	wcfg.WorkerID = "demo-worker"
-	w, err := worker.Start(ctx, wcfg, log)
+	wc, err := startWorkerWithConsole(ctx, wcfg, consoleOptions{}, log)
 	if err != nil {
 		return fmt.Errorf("demo: sync worker: %w", err)
 	}
-	defer w.Stop(context.Background())
+	defer wc.Stop(context.Background())
+	w := wc.w
+	loginLine := "log in as admin, password " + wc.adminPassword
+	if wc.adminPassword == "" {
+		loginLine = "log in with the users of " + wcfg.DB
+	}
 
 	fmt.Fprintf(env.stdout, `
 Ferry demo is running (Ctrl-C stops everything).
   ZooKeeper      %s   seeded with %d Dubbo services, %d providers (some withNacos=true: not synced)
-  registry       http://%s (Nacos HTTP API), gRPC %s
-  sync worker    http://%s/api/status  and /metrics
+  registry       http://%s (Nacos HTTP API), gRPC %s; members: %s
+  sync worker    %s/api/status  and /metrics
+  console        %s  (%s)
 
 Try:
   curl 'http://%s/nacos/v1/ns/service/list?pageNo=1&pageSize=100'
   curl 'http://%s/nacos/v1/ns/instance/list?serviceName=providers:%s::'
-  curl 'http://%s/api/status'
+  ferry user token -db %s -name admin     (then: FERRY_TOKEN=... ferry ctl -server %s apps)
   ferry zkload -zk %s -services 5 -instances 2 -prefix com.example.more   (new services are picked up)
-`, zk.Addr(), stats.Services, stats.Providers, regAddr, reg.GRPCAddr(), w.HTTPAddr(),
-		regAddr, regAddr, loader.Interface(0), w.HTTPAddr(), zk.Addr())
+`, zk.Addr(), stats.Services, stats.Providers, regAddr, reg.GRPCAddr(), strings.Join(regAddrs, ","), wc.URL(),
+		wc.URL(), loginLine, regAddr, regAddr, loader.Interface(0), wcfg.DB, wc.URL(), zk.Addr())
 
 	if _, err := waitSynced(ctx, w, dc.ready, 200*time.Millisecond); err != nil {
 		fmt.Fprintf(env.stdout, "  (not fully synced yet: %v)\n", err)
@@ -147,13 +159,66 @@ Try:
 	return nil
 }
 
+// demoRegistry starts the demo's registry: one node, or a cluster of
+// dc.regNodes members on loopback (each with its own data directory),
+// ready when it returns. The servers started are returned even on error,
+// for the caller to stop.
+func demoRegistry(dc demoConfig, dir string, log *slog.Logger) ([]*registryserver.Server, error) {
+	if dc.regNodes <= 1 {
+		rcfg := registryserver.DefaultConfig()
+		rcfg.Port = portOrFree(dc.regPort)
+		if rcfg.Port != 0 && !portFree(rcfg.Port+1000) {
+			rcfg.Port = 0
+		}
+		rcfg.DataDir = filepath.Join(dir, "registry")
+		reg, err := registryserver.Open(rcfg, log, nil)
+		if err != nil {
+			return nil, fmt.Errorf("demo: registry: %w", err)
+		}
+		if err := reg.Start(); err != nil {
+			return []*registryserver.Server{reg}, fmt.Errorf("demo: registry: %w", err)
+		}
+		return []*registryserver.Server{reg}, nil
+	}
+	ports, err := membership.FreePorts("127.0.0.1", dc.regNodes, dc.regPort)
+	if err != nil {
+		return nil, fmt.Errorf("demo: registry: %w", err)
+	}
+	var members []string
+	for _, p := range ports {
+		members = append(members, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	}
+	var regs []*registryserver.Server
+	for i, p := range ports {
+		rcfg := registryserver.DefaultConfig()
+		rcfg.Port = p
+		rcfg.DataDir = filepath.Join(dir, fmt.Sprintf("registry-%d", i))
+		rcfg.Members, rcfg.Advertise = members, members[i]
+		reg, err := registryserver.Open(rcfg, log.With("node", members[i]), nil)
+		if err != nil {
+			return regs, fmt.Errorf("demo: registry member %s: %w", members[i], err)
+		}
+		regs = append(regs, reg)
+		if err := reg.Start(); err != nil {
+			return regs, fmt.Errorf("demo: registry member %s: %w", members[i], err)
+		}
+	}
+	for _, r := range regs {
+		if err := r.Raft().WaitReady(60 * time.Second); err != nil {
+			return regs, fmt.Errorf("demo: registry member %s: %w", r.Config().Self(), err)
+		}
+	}
+	return regs, nil
+}
+
 // waitSynced polls the worker every poll until it has registered every
 // instance it wants, and returns its status then.
 func waitSynced(ctx context.Context, w *worker.Worker, timeout, poll time.Duration) (worker.Status, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		st := w.Status()
-		if st.ZKSynced && st.Engine.Desired > 0 && st.Engine.Registered >= st.Engine.Desired && st.Engine.Pending == 0 {
+		e := st.Engine
+		if st.ZKSynced && e.Desired+e.AppDesired > 0 && e.Registered >= e.Desired && e.AppRegistered >= e.AppDesired && e.Pending == 0 && e.InFlight == 0 {
 			return st, nil
 		}
 		if time.Now().After(deadline) {

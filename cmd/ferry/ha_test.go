@@ -3,22 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ferrysync/ferry/internal/mysqlserver"
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/zkload"
-	"github.com/ferrysync/ferry/internal/zkserver"
-	registryserver "github.com/ferrysync/ferry/registry-server"
+	"github.com/ferrysync/ferry/store"
 	"github.com/ferrysync/ferry/syncer/worker"
 )
 
@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // startFerry runs `ferry args...` as a child process, output to a file.
-func startFerry(t *testing.T, name string, args ...string) *exec.Cmd {
+func startFerry(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	a, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -69,7 +69,7 @@ func tailString(s string, n int) string {
 	return s
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,171 +79,210 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func workerStatus(addr string) (worker.Status, error) {
+// workerStatus asks a worker's console for /api/status with an API token
+// (consoleToken).
+func workerStatus(addr, token string) (worker.Status, error) {
 	var st worker.Status
-	resp, err := http.Get("http://" + addr + "/api/status")
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/status", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return st, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("/api/status: %s", resp.Status)
+	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-func poll(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
+// consoleToken creates a viewer and an API token for it in the store at
+// dsn (migrating it first), the way `ferry user add` and `ferry user
+// token` do.
+func consoleToken(t testing.TB, dsn string) string {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, dsn, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return time.Since(start)
+	defer st.Close()
+	if _, err := st.CreateUser(ctx, "test-viewer", store.RoleViewer, "test-viewer-password", "test"); err != nil && !errors.Is(err, store.ErrConflict) {
+		t.Fatal(err)
+	}
+	tok, err := st.CreateToken(ctx, "test-viewer", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
+
+// httpPoll is how often the real-process tests ask a worker or the
+// registry (poll.Every): a consumer's rate, not a busy loop.
+const httpPoll = 100 * time.Millisecond
 
 // TestTwoWorkersKill9 is the HA contract on real parts: two `ferry sync`
 // processes share one MariaDB; every service is registered by exactly one
-// of them; SIGKILL one while a checker samples the registry every 100 ms:
-// no synced instance is ever missing (through the registry's 30 s delete
-// timeout), and the survivor owns every shard within the lease expiry.
+// of them; SIGKILL one under 100 ZooKeeper changes/s of churn (providers
+// restarting on the same ip:port) while a consumer's healthy-only view is
+// sampled every 100 ms: no instance is ever missing or unhealthy (through
+// the registry's 30 s delete timeout), the survivor owns every shard within
+// the lease TTL and its view is exact once the churn stops.
 func TestTwoWorkersKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("HA test takes about a minute")
 	}
-	db := mysqlserver.ForTest(t)
-	zk := zkserver.ForTest(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dsn, err := db.CreateDatabase(ctx, "ha")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	const services, instances = 20, 3
-	lcfg := zkload.DefaultConfig()
-	lcfg.Servers = []string{zk.Addr()}
-	lcfg.Services, lcfg.Instances = services, instances
-	lcfg.WithNacosShare, lcfg.VersionShare, lcfg.GroupShare = 0, 0, 0
-	loader, err := zkload.Connect(ctx, lcfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loader.Close()
-	if _, err := loader.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	rcfg := registryserver.DefaultConfig()
-	rcfg.Port = 0
-	rcfg.DataDir = t.TempDir()
-	reg, err := registryserver.Open(rcfg, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Stop()
-
-	// owners maps every synced instance to the worker its marker names.
-	owners := func() map[string]string {
-		out := map[string]string{}
-		for _, k := range reg.Naming().Services() {
-			info, err := reg.Naming().Select(k, nil, false)
-			if err != nil {
-				continue
-			}
-			for _, h := range info.Hosts {
-				out[k.Name+"/"+h.IP+":"+fmt.Sprint(h.Port)] = h.Metadata["ferry.worker"]
-			}
-		}
-		return out
-	}
-
-	addr1, addr2 := freeAddr(t), freeAddr(t)
-	args := func(id, http string) []string {
-		return []string{"sync", "-zk", zk.Addr(), "-registry", reg.HTTPAddr().String(), "-db", dsn, "-http", http, "-worker-id", id}
-	}
-	w1 := startFerry(t, "w1", args("w1", addr1)...)
-	startFerry(t, "w2", args("w2", addr2)...)
-
+	const services, instances = 50, 4
+	r := newHARig(t, services, instances)
 	want := services * instances
-	var diag string
-	defer func() {
-		if t.Failed() {
-			t.Logf("last state: %s", diag)
-		}
-	}()
-	poll(t, "both workers sharing the shards and every instance registered once", 60*time.Second, func() bool {
-		s1, err1 := workerStatus(addr1)
-		s2, err2 := workerStatus(addr2)
-		o0 := owners()
-		per := map[string]int{}
-		for _, w := range o0 {
-			per[w]++
-		}
-		diag = fmt.Sprintf("w1 %+v (%v); w2 %+v (%v); registry %d instances by marker %v", s1, err1, s2, err2, len(o0), per)
-		if err1 != nil || err2 != nil || s1.OwnedKeys == 0 || s2.OwnedKeys == 0 || s1.OwnedKeys+s2.OwnedKeys != 256 {
-			return false
-		}
-		o := owners()
-		seen := map[string]bool{}
-		for _, w := range o {
-			seen[w] = true
-		}
-		return len(o) == want && seen["w1"] && seen["w2"] && len(seen) == 2
-	})
+	w1, _, addr2, must := r.twoWorkers(want)
 
-	// Sample the registry every 100 ms from now until past the delete timeout.
-	var minSeen atomic.Int64
-	minSeen.Store(int64(want))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	churnDone := make(chan error, 1)
 	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(100 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-				if n := int64(len(owners())); n < minSeen.Load() {
-					minSeen.Store(n)
-				}
-			}
-		}
+		churnDone <- r.loader.Churn(ctx, zkload.ChurnConfig{Rate: 100, RemoveAfter: 500 * time.Millisecond})
 	}()
+	smp := r.sample(must)
+	time.Sleep(2 * time.Second) // let the churn run before the kill (load, not synchronisation)
 
 	if err := w1.Process.Kill(); err != nil { // SIGKILL: no release, no goodbye
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	// Lease expiry 10 s + one renew period 2 s, plus slack for a loaded CI box.
-	took := poll(t, "w2 to own every shard", 20*time.Second, func() bool {
-		s2, err := workerStatus(addr2)
+	moved := poll.Every(t, 20*time.Second, httpPoll, "w2 to own every shard", func() bool {
+		s2, err := workerStatus(addr2, r.token)
 		return err == nil && s2.OwnedKeys == 256
 	})
-	t.Logf("w2 owned all 256 shards %v after the SIGKILL", took.Round(time.Millisecond))
-	poll(t, "every instance's marker to name w2", 20*time.Second, func() bool {
-		for _, w := range owners() {
+	beaten := poll.Every(t, 20*time.Second, httpPoll, "every instance's marker to name w2", func() bool {
+		for _, w := range r.healthy() {
 			if w != "w2" {
 				return false
 			}
 		}
 		return true
 	})
+	t.Logf("after the SIGKILL: every lease moved in %v, every moved instance re-registered by w2 %v later",
+		moved.Round(time.Millisecond), beaten.Round(time.Millisecond))
 	// Past the registry's 30 s delete timeout for beat-kept instances.
 	if rest := 35*time.Second - time.Since(killed); rest > 0 {
 		time.Sleep(rest) // observation window for the sampler, not synchronisation
 	}
-	close(stop)
-	wg.Wait()
-	if got := minSeen.Load(); got != int64(want) {
-		t.Fatalf("an instance went missing after the SIGKILL: fewest seen %d, want %d", got, want)
+	cancel()
+	if err := <-churnDone; err != nil {
+		t.Fatal(err)
 	}
-	if n := len(owners()); n != want {
-		t.Fatalf("registry holds %d instances at the end, want %d", n, want)
+	smp.done(t)
+	r.waitExact(want)
+}
+
+// waitExact waits until the registry's healthy view is exactly ZooKeeper's:
+// one instance per provider address, with the newest node's timestamp.
+func (r *haRig) waitExact(want int) {
+	r.t.Helper()
+	var diag string
+	defer func() {
+		if r.t.Failed() {
+			r.t.Log(diag)
+		}
+	}()
+	poll.Every(r.t, 30*time.Second, httpPoll, "the registry to match ZooKeeper exactly", func() bool {
+		zkTS := map[string]string{}
+		for i := 0; i < r.services; i++ {
+			dir := r.loader.ServicePath(i) + "/providers"
+			kids, _, err := r.loader.Conn().Children(dir)
+			if err != nil {
+				diag = err.Error()
+				return false
+			}
+			for _, k := range kids {
+				u, err := url.QueryUnescape(k)
+				if err != nil {
+					continue
+				}
+				pu, err := url.Parse(u)
+				if err != nil {
+					continue
+				}
+				key := "providers:" + r.loader.Interface(i) + "::/" + pu.Host
+				if ts := pu.Query().Get("timestamp"); ts > zkTS[key] {
+					zkTS[key] = ts
+				}
+			}
+		}
+		got := r.healthyMeta("timestamp")
+		if len(zkTS) != want || len(got) != want {
+			diag = fmt.Sprintf("zookeeper %d, registry %d", len(zkTS), len(got))
+			return false
+		}
+		for k, ts := range zkTS {
+			if got[k] != ts {
+				diag = fmt.Sprintf("%s: registry timestamp %s, zookeeper %s", k, got[k], ts)
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestWorkerStoppedAndContinued: a worker frozen (SIGSTOP) for 30 s, longer
+// than its leases and the registry's unhealthy timeout, then continued
+// (SIGCONT). Its successor takes its shards over before anything turns
+// unhealthy; the continued worker must not act on the leases it lost (no
+// stray deregistration, no registration flapping the survivor's
+// instances): a healthy-only view sampled every 100 ms misses nothing and
+// ends exactly as ZooKeeper, with the two workers sharing the shards again.
+func TestWorkerStoppedAndContinued(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about a minute")
 	}
+	const services, instances = 20, 3
+	r := newHARig(t, services, instances)
+	want := services * instances
+	w1, addr1, addr2, must := r.twoWorkers(want)
+	smp := r.sample(must)
+	if err := w1.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	continued := false
+	defer func() {
+		if !continued {
+			_ = w1.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	poll.Every(t, 30*time.Second, httpPoll, "w2 to own every shard and every instance to name w2", func() bool {
+		s2, err := workerStatus(addr2, r.token)
+		if err != nil || s2.OwnedKeys != 256 {
+			return false
+		}
+		for _, w := range r.healthy() {
+			if w != "w2" {
+				return false
+			}
+		}
+		return true
+	})
+	if rest := 30*time.Second - time.Since(stopped); rest > 0 {
+		time.Sleep(rest) // the freeze lasts 30 s; the sampler runs meanwhile
+	}
+	if err := w1.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	continued = true
+	// w1 comes back, learns its leases are gone, and gets its share anew.
+	r.waitShared([]string{addr1, addr2}, want)
+	poll.Every(t, 30*time.Second, httpPoll, "both workers' markers in the registry again", func() bool {
+		seen := map[string]bool{}
+		for _, w := range r.healthy() {
+			seen[w] = true
+		}
+		return seen["w1"] && seen["w2"] && len(seen) == 2
+	})
+	smp.done(t)
+	r.waitExact(want)
 }

@@ -26,6 +26,7 @@ type command struct {
 
 // cmdEnv is what main hands every subcommand: no globals.
 type cmdEnv struct {
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	logger *slog.Logger
@@ -38,7 +39,9 @@ func commands() map[string]command {
 		"demo":     {"start ZooKeeper, a registry and a sync worker on embedded defaults", runDemo},
 		"migrate":  {"apply or report the store's SQL migrations (up|status)", runMigrate},
 		"zkload":   {"seed a ZooKeeper with Dubbo providers, or churn them", runZKLoad},
-		"bench":    {"run a benchmark (registry, zkwatch, client, sync)", runBench},
+		"bench":    {"run a benchmark (ferry bench -h lists them)", runBench},
+		"user":     {"manage console users and API tokens in the store (add|token|list)", runUser},
+		"ctl":      {"drive a worker's console API from the shell (apps|app set|events)", runCtl},
 		"version":  {"print the version", runVersion},
 	}
 }
@@ -84,6 +87,11 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	return runIO(args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with stdin given (tests feed `ferry user add` its password).
+func runIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -99,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &cmdEnv{stdout: stdout, stderr: stderr, logger: newLogger(stderr)}
+	env := &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, logger: newLogger(stderr)}
 	if err := cmd.run(ctx, env, args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

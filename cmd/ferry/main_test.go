@@ -17,6 +17,11 @@ func TestRunDispatch(t *testing.T) {
 		{[]string{"nope"}, 2, `unknown command "nope"`},
 		{[]string{"version"}, 0, "ferry dev"},
 		{[]string{"bench", "nope"}, 1, `unknown benchmark "nope"`},
+		// Help must print help, never start every benchmark.
+		{[]string{"bench", "all", "-h"}, 0, "usage: ferry bench NAME"},
+		{[]string{"bench", "-h"}, 0, "benchmarks: client, config"},
+		{[]string{"bench", "all", "extra"}, 1, "bench all takes no arguments"},
+		{[]string{"bench", "all", "-duration", "1s"}, 1, "flag provided but not defined"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer

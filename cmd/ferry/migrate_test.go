@@ -17,7 +17,7 @@ func TestMigrateCommand(t *testing.T) {
 		{[]string{"migrate", "-db", dsn, "status"}, 0, "pending"},
 		{[]string{"migrate", "-db", dsn, "up"}, 0, "applied"},
 		{[]string{"migrate", "-db", dsn, "up"}, 0, "applied"},
-		{[]string{"migrate", "-db", dsn, "status"}, 0, "00001_init.sql  applied"},
+		{[]string{"migrate", "-db", dsn, "status"}, 0, "00003_worker_state.sql  applied"},
 		{[]string{"migrate", "-db", dsn}, 1, "usage: ferry migrate"},
 		{[]string{"migrate", "-db", "mysql://u:secret@tcp(127.0.0.1:1)/x", "up"}, 1, "mysql://u:***@tcp(127.0.0.1:1)/x"},
 		{[]string{"migrate", "-db", "postgres://u:secret@h/x", "up"}, 1, `invalid DSN "postgres://u:***@h/x"`},

@@ -42,3 +42,28 @@ func TestBenchRegistrySmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryAuthConfig: -auth, the config file's auth keys, the admin
+// password from the environment (never a flag), and a bad key refused.
+func TestRegistryAuthConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "r.json")
+	if err := os.WriteFile(p, []byte(`{"authTokenTTL":"1h","authLoginRate":2,"authLoginBurst":4,"maxConnsPerIP":100,"requestRate":500}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(adminPasswordEnv, "from-env")
+	env := &cmdEnv{stdout: io.Discard, stderr: &bytes.Buffer{}, logger: slog.New(slog.DiscardHandler)}
+	cfg, err := registryConfig([]string{"-config", p, "-auth"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Auth.Enabled || cfg.Auth.TokenTTL.String() != "1h0m0s" || cfg.Auth.LoginRate != 2 || cfg.Auth.LoginBurst != 4 ||
+		cfg.AdminPassword != "from-env" || cfg.Limits.MaxConnsPerIP != 100 || cfg.Limits.RequestRate != 500 {
+		t.Fatalf("%+v", cfg)
+	}
+	if err := os.WriteFile(p, []byte(`{"authTokenKey":"c2hvcnQ="}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := registryConfig([]string{"-config", p}, env); err == nil {
+		t.Fatal("a 5-byte token key accepted")
+	}
+}

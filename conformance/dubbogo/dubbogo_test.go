@@ -67,11 +67,16 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func openNode(t *testing.T) *registryserver.Server {
+func openNode(t *testing.T) *registryserver.Server { return openNodeWith(t, nil) }
+
+func openNodeWith(t *testing.T, mod func(*registryserver.Config)) *registryserver.Server {
 	t.Helper()
 	cfg := registryserver.DefaultConfig()
 	cfg.Port = freePortPair(t)
 	cfg.DataDir = t.TempDir()
+	if mod != nil {
+		mod(&cfg)
+	}
 	s, err := registryserver.Open(cfg, slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -111,17 +116,22 @@ func (*Greeter) Reference() string { return "org.ferrysync.test.Greeter" }
 // application instance through naming, and the consumer calls it (Triple,
 // non-IDL, hessian2).
 func TestDubboGoProviderAndConsumer(t *testing.T) {
+	providerAndConsumer(t, openNode(t), "ferry-dubbogo-demo")
+}
+
+// providerAndConsumer runs the provider/consumer scenario against node,
+// the registry options (credentials) added to both instances.
+func providerAndConsumer(t *testing.T, node *registryserver.Server, app string, extra ...registry.Option) {
 	hessian.RegisterPOJO(&GreetRequest{})
 	hessian.RegisterPOJO(&GreetReply{})
-	node := openNode(t)
 	addr := node.HTTPAddr().String()
-	// One application name for both: dubbo-go keeps the application in
-	// process-wide state, so a second instance in the same process would
-	// rename the first one's registration.
-	const app = "ferry-dubbogo-demo"
-
+	regOpts := append([]registry.Option{registry.WithNacos(), registry.WithAddress(addr)}, extra...)
+	// app is one application name for provider and consumer: dubbo-go
+	// keeps the application in process-wide state, so a second instance in
+	// the same process would rename the first one's registration. Each
+	// scenario uses its own name (the SDK's on-disk cache is keyed by it).
 	pins, err := dubbo.NewInstance(dubbo.WithName(app),
-		dubbo.WithRegistry(registry.WithNacos(), registry.WithAddress(addr)))
+		dubbo.WithRegistry(regOpts...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +148,7 @@ func TestDubboGoProviderAndConsumer(t *testing.T) {
 	go func() { serveErr <- srv.ServeContext(ctx) }()
 
 	cins, err := dubbo.NewInstance(dubbo.WithName(app),
-		dubbo.WithRegistry(registry.WithNacos(), registry.WithAddress(addr)))
+		dubbo.WithRegistry(regOpts...))
 	if err != nil {
 		t.Fatal(err)
 	}

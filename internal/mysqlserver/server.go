@@ -139,6 +139,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.Dir, s.tempDir = d, true
 	}
 	s.dataDir = filepath.Join(s.cfg.Dir, "data")
+	// A private tmpdir: a starting mariadbd removes the "#sql*" files it
+	// finds in its tmpdir, other servers' temporary tables included, which
+	// breaks concurrent installs sharing /tmp.
+	if err := os.MkdirAll(filepath.Join(s.cfg.Dir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("mysqlserver: tmpdir: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 
@@ -180,6 +186,7 @@ func (s *Server) commonArgs() []string {
 	args := []string{
 		"--no-defaults",
 		"--datadir=" + s.dataDir,
+		"--tmpdir=" + filepath.Join(s.cfg.Dir, "tmp"),
 		"--innodb-buffer-pool-size=" + s.cfg.BufferPoolSize,
 		"--innodb-log-file-size=8M",
 		"--innodb-flush-log-at-trx-commit=2",
@@ -342,6 +349,28 @@ func (s *Server) Kill() {
 	s.kill()
 }
 
+// Pause freezes the server (SIGSTOP): connections stay open and every
+// statement hangs, as a failover, a long lock or a full disk looks to a
+// client. Resume (SIGCONT) lets it go on; Kill, Restart and Stop resume a
+// paused server first.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return ErrStopped
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("mysqlserver: %v: %w", sig, err)
+	}
+	return nil
+}
+
 func (s *Server) kill() {
 	s.mu.Lock()
 	cmd, exited := s.cmd, s.exited
@@ -349,6 +378,7 @@ func (s *Server) kill() {
 	if cmd == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Kill()
 	<-exited
 }
@@ -366,6 +396,7 @@ func (s *Server) shutdown() {
 		return
 	default:
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot shut down
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	t := time.NewTimer(s.cfg.StopTimeout)
 	defer t.Stop()

@@ -340,6 +340,17 @@ func (s *Server) Running() bool {
 	return s.cmd != nil
 }
 
+// Pid is the java process's id, 0 when it is not running (benchmarks read
+// its CPU and memory from /proc).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Close stops the server for good (idempotent).
 func (s *Server) Close() error {
 	s.mu.Lock()

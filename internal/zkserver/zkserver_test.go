@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/ferrysync/ferry/internal/poll"
 )
 
 func TestValidate(t *testing.T) {
@@ -52,13 +54,7 @@ func (nopLogger) Printf(string, ...any) {}
 
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, what, f)
 }
 
 func TestStartRestartStop(t *testing.T) {

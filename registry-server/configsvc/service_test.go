@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrysync/ferry/internal/poll"
 )
 
 func TestPublishValidation(t *testing.T) {
@@ -219,13 +221,7 @@ func TestLongPoll(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "the condition", cond)
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -31,6 +31,11 @@ type Config struct {
 	// DetectTimeout: a probed connection that does not answer within it is
 	// closed and its instances dropped (Nacos: 5 s).
 	DetectTimeout time.Duration
+	// SetupTimeout: a transport whose client has not set its bi-stream up
+	// (ConnectionSetupRequest) this long after it opened is closed. SDKs
+	// set up right after their server check; a client that opens
+	// connections and never sends a request holds no memory past it.
+	SetupTimeout time.Duration
 	// EjectInterval is how often idle connections are looked for (Nacos: 3 s).
 	EjectInterval time.Duration
 	// PushDelay merges the changes of a service before pushing (Nacos
@@ -43,6 +48,17 @@ type Config struct {
 	// SendQueue bounds the server→client messages queued per connection;
 	// a push finding it full fails (and is retried), as Nacos' ConnectionBusy.
 	SendQueue int
+	// SendQueueBytes bounds the bytes of those messages (a message is
+	// always taken into an empty queue): a client that stops reading its
+	// bi-stream holds at most this much of the server's memory in its
+	// queue, plus gRPC's own per-stream write quota (64 KiB).
+	SendQueueBytes int
+	// ReadBufferBytes is each transport's read buffer (gRPC-Go's default is
+	// 32 KiB, held by every connection, idle or not). A request from a
+	// client with one in flight (headers and body) fits in the default
+	// 4 KiB and is read with one system call; larger frames are read
+	// straight into their own buffer.
+	ReadBufferBytes int
 	// KeepaliveMinTime is the least interval between client pings the server
 	// permits (the Go SDK pings every 60 s, Java every 6 min).
 	KeepaliveMinTime time.Duration
@@ -73,10 +89,13 @@ func DefaultConfig() Config {
 		IdleTimeout:      20 * time.Second,
 		DetectTimeout:    5 * time.Second,
 		EjectInterval:    3 * time.Second,
+		SetupTimeout:     20 * time.Second,
 		PushDelay:        500 * time.Millisecond,
 		PushTimeout:      5 * time.Second,
 		PushRetryDelay:   time.Second,
 		SendQueue:        1024,
+		SendQueueBytes:   4 << 20,
+		ReadBufferBytes:  4 << 10,
 		KeepaliveMinTime: 5 * time.Second,
 		KeepaliveTime:    30 * time.Second,
 		KeepaliveTimeout: 10 * time.Second,
@@ -109,6 +128,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxHeaderBytes %d must be > 0", ErrConfig, c.MaxHeaderBytes)
 	case c.SendQueue <= 0:
 		return fmt.Errorf("%w: SendQueue %d must be > 0", ErrConfig, c.SendQueue)
+	case c.SendQueueBytes <= 0:
+		return fmt.Errorf("%w: SendQueueBytes %d must be > 0", ErrConfig, c.SendQueueBytes)
+	case c.ReadBufferBytes < 0:
+		return fmt.Errorf("%w: ReadBufferBytes %d must be ≥ 0", ErrConfig, c.ReadBufferBytes)
 	case c.KeepaliveMinTime > 10*time.Second:
 		return fmt.Errorf("%w: KeepaliveMinTime %v must be ≤ 10s (clients ping every 60 s)", ErrConfig, c.KeepaliveMinTime)
 	case c.MainPort < 0 || c.MainPort > 65535:
@@ -117,7 +140,7 @@ func (c Config) Validate() error {
 	for _, f := range []struct {
 		n string
 		d time.Duration
-	}{{"IdleTimeout", c.IdleTimeout}, {"DetectTimeout", c.DetectTimeout}, {"EjectInterval", c.EjectInterval},
+	}{{"IdleTimeout", c.IdleTimeout}, {"DetectTimeout", c.DetectTimeout}, {"EjectInterval", c.EjectInterval}, {"SetupTimeout", c.SetupTimeout},
 		{"PushDelay", c.PushDelay}, {"PushTimeout", c.PushTimeout}, {"PushRetryDelay", c.PushRetryDelay},
 		{"KeepaliveMinTime", c.KeepaliveMinTime}, {"KeepaliveTime", c.KeepaliveTime}, {"KeepaliveTimeout", c.KeepaliveTimeout}} {
 		if err := pos(f.n, f.d); err != nil {

@@ -129,19 +129,7 @@ func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) 
 	if err != nil {
 		return resp, err
 	}
-	// The answer is a pure function of the service's snapshot and of the
-	// request's cluster and healthyOnly (lastRefTime aside): encode it once
-	// per snapshot. A change drops the snapshot and this with it.
-	key := queryMemoKey(req.Cluster, req.HealthyOnly)
-	enc, _ := info.Snapshot.Memo(key, func() any {
-		wi := toWireServiceInfo(info, s.reg.Config())
-		wi.Clusters = req.Cluster
-		enc, err := wire.EncodeServiceInfo(&wi)
-		if err != nil {
-			return nil
-		}
-		return enc
-	}).(*wire.ServiceInfoJSON)
+	enc := s.encodedInfo(info, req.Cluster, req.HealthyOnly)
 	if enc == nil {
 		resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
 		resp.ServiceInfo.Clusters = req.Cluster
@@ -152,7 +140,26 @@ func (s *Server) handleServiceQuery(_ context.Context, _ *Conn, r wire.Request) 
 	return resp, nil
 }
 
-// queryMemoKey names a query's encoded answer on a snapshot: it encodes
+// encodedInfo is info (a Select with clusters as sent and healthyOnly)
+// pre-encoded, nil if it cannot be. The encoding is a pure function of the
+// service's snapshot and of clusters and healthyOnly (lastRefTime aside):
+// it is built once per snapshot and shared by the queries, subscribe
+// answers and pushes of that state. A change drops the snapshot and this
+// with it.
+func (s *Server) encodedInfo(info naming.ServiceInfo, clusters string, healthyOnly bool) *wire.ServiceInfoJSON {
+	enc, _ := info.Snapshot.Memo(queryMemoKey(clusters, healthyOnly), func() any {
+		wi := toWireServiceInfo(info, s.reg.Config())
+		wi.Clusters = clusters
+		enc, err := wire.EncodeServiceInfo(&wi)
+		if err != nil {
+			return nil
+		}
+		return enc
+	}).(*wire.ServiceInfoJSON)
+	return enc
+}
+
+// queryMemoKey names an encoded ServiceInfo on a snapshot: it encodes
 // everything the answer depends on besides the snapshot (the clusters as
 // sent are echoed, and select the hosts).
 func queryMemoKey(cluster string, healthyOnly bool) string {
@@ -188,8 +195,12 @@ func (s *Server) handleSubscribe(_ context.Context, c *Conn, r wire.Request) (wi
 	if err != nil {
 		return resp, err
 	}
-	resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
-	resp.ServiceInfo.Clusters = req.Clusters
+	if resp.Encoded = s.encodedInfo(info, req.Clusters, false); resp.Encoded != nil {
+		resp.ServiceInfo.LastRefTime = info.LastRefTime
+	} else {
+		resp.ServiceInfo = toWireServiceInfo(info, s.reg.Config())
+		resp.ServiceInfo.Clusters = req.Clusters
+	}
 	resp.ResponseHeader = wire.Okay()
 	resp.Message = "success"
 	// Nacos pushes to the new subscriber alone after the push delay.
@@ -197,18 +208,38 @@ func (s *Server) handleSubscribe(_ context.Context, c *Conn, r wire.Request) (wi
 	return resp, nil
 }
 
-// handleBatchBeat answers Ferry's merged beat. On one node every item is
-// local: ok, unknown (or registered when asked), or invalid.
+// handleBatchBeat answers Ferry's merged beat: ok, unknown (or registered
+// when asked), or invalid for the items this node is responsible for, and
+// redirect (with the responsible member's address) for the others.
 func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
 	req := r.(*wire.FerryBatchBeatRequest)
 	resp := &wire.FerryBatchBeatResponse{ClientBeatInterval: s.reg.Config().BeatInterval.Milliseconds()}
 	total := req.Len()
 	items := make([]naming.BeatRequest, len(req.Beats))
 	out := make([]naming.BeatOutcome, total)
+	var redirect []string // by out index: the responsible member, when not this node
+	redirectTo := func(i int, ip string, port int) bool {
+		to := s.owners.Responsible(ip, port)
+		if to == "" {
+			return false
+		}
+		if redirect == nil {
+			redirect = make([]string, total)
+		}
+		redirect[i] = to
+		return true
+	}
 	var full, light []int // indexes of full and light items
 	for i := range req.Beats {
 		b := &req.Beats[i]
 		key := naming.ServiceKey{Namespace: b.Namespace, Group: b.GroupName, Name: b.ServiceName}
+		ip, port := b.IP, b.Port
+		if b.Full() {
+			ip, port = b.Instance.IP, b.Instance.Port
+		}
+		if redirectTo(i, ip, port) {
+			continue
+		}
 		if b.Full() {
 			items[i] = naming.BeatRequest{Key: key, Instance: fromWireInstance(b.Instance)}
 			full = append(full, i)
@@ -229,7 +260,7 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 		for _, a := range grp.Addrs {
 			if ip, port := wire.SplitBeatAddr(a); port == 0 {
 				out[i] = naming.BeatOutcome{Err: fmt.Errorf("%w: beat address %q is not ip:port", naming.ErrInvalidParam, a)}
-			} else {
+			} else if !redirectTo(i, ip, port) {
 				ng.Addrs = append(ng.Addrs, naming.Addr{IP: ip, Port: port, Cluster: grp.Cluster})
 				groupAt = append(groupAt, i)
 			}
@@ -273,9 +304,12 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 		}
 	}
 	all := make([]wire.BeatResult, total)
-	var ok, unknown, invalid float64
+	var ok, unknown, invalid, redirected float64
 	for i, o := range out {
 		switch {
+		case redirect != nil && redirect[i] != "":
+			all[i] = wire.BeatResult{Status: wire.BeatRedirect, Redirect: redirect[i]}
+			redirected++
 		case o.Err != nil:
 			all[i] = wire.BeatResult{Status: wire.BeatInvalid, Message: o.Err.Error()}
 			invalid++
@@ -291,13 +325,17 @@ func (s *Server) handleBatchBeat(_ context.Context, _ *Conn, r wire.Request) (wi
 	s.met.beats.WithLabelValues(wire.BeatOK).Add(ok)
 	s.met.beats.WithLabelValues(wire.BeatUnknown).Add(unknown)
 	s.met.beats.WithLabelValues(wire.BeatInvalid).Add(invalid)
+	if redirected > 0 {
+		s.met.beats.WithLabelValues(wire.BeatRedirect).Add(redirected)
+	}
 	return resp, nil
 }
 
 // handleBatchDeregister answers Ferry's bulk deregister: every group
-// address's beat-kept instance is removed under one registry lock, and
-// subscribers are told once per service. On one node every address is
-// local: ok (removed, or not there, as Nacos answers) or invalid.
+// address's beat-kept instance this node is responsible for is removed
+// under one registry lock, and subscribers are told once per service: ok
+// (removed, or not there, as Nacos answers) or invalid; an address another
+// member is responsible for is answered redirect.
 func (s *Server) handleBatchDeregister(_ context.Context, _ *Conn, r wire.Request) (wire.Response, error) {
 	req := r.(*wire.FerryBatchDeregisterRequest)
 	resp := &wire.FerryBatchDeregisterResponse{}
@@ -313,6 +351,8 @@ func (s *Server) handleBatchDeregister(_ context.Context, _ *Conn, r wire.Reques
 			if ip, port := wire.SplitBeatAddr(a); port == 0 {
 				all[i] = wire.BeatResult{Status: wire.BeatInvalid,
 					Message: fmt.Errorf("%w: address %q is not ip:port", naming.ErrInvalidParam, a).Error()}
+			} else if to := s.owners.Responsible(ip, port); to != "" {
+				all[i] = wire.BeatResult{Status: wire.BeatRedirect, Redirect: to}
 			} else {
 				items = append(items, naming.BeatRequest{Key: key, Instance: naming.Instance{IP: ip, Port: port, Cluster: grp.Cluster}})
 				idx = append(idx, i)
@@ -326,9 +366,19 @@ func (s *Server) handleBatchDeregister(_ context.Context, _ *Conn, r wire.Reques
 		}
 	}
 	resp.Answer(all)
-	invalid := float64(len(resp.Exceptions))
-	s.met.deregs.WithLabelValues(wire.BeatOK).Add(float64(len(all)) - invalid)
+	var invalid, redirected float64
+	for _, e := range resp.Exceptions {
+		if e.Status == wire.BeatRedirect {
+			redirected++
+		} else {
+			invalid++
+		}
+	}
+	s.met.deregs.WithLabelValues(wire.BeatOK).Add(float64(len(all)) - invalid - redirected)
 	s.met.deregs.WithLabelValues(wire.BeatInvalid).Add(invalid)
+	if redirected > 0 {
+		s.met.deregs.WithLabelValues(wire.BeatRedirect).Add(redirected)
+	}
 	return resp, nil
 }
 

@@ -19,6 +19,10 @@ type metrics struct {
 	deregs      *prometheus.CounterVec // bulk-deregistered addresses, by status
 	detections  *prometheus.CounterVec // ClientDetectionRequests, by result: ok, dropped
 
+	sendQueueBytes prometheus.Gauge   // bytes queued for bi-streams, all connections
+	sendQueueFull  prometheus.Counter // messages refused by a full send queue
+	notSetUp       prometheus.Counter // transports closed for no setup within SetupTimeout
+
 	byType sync.Map // known request type → *typeMetrics (bounded: known types only)
 }
 
@@ -89,9 +93,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ferry", Subsystem: "registry_grpc", Name: "client_detections_total",
 			Help: "ClientDetectionRequests sent to idle connections, by result (ok, dropped).",
 		}, []string{"result"}),
+		sendQueueBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ferry", Subsystem: "registry_grpc", Name: "send_queue_bytes",
+			Help: "Bytes of server→client messages queued for the connections' bi-streams.",
+		}),
+		sendQueueFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry_grpc", Name: "send_queue_full_total",
+			Help: "Server→client messages refused because the connection's send queue was full (a client not reading its bi-stream).",
+		}),
+		notSetUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry_grpc", Name: "not_set_up_closed_total",
+			Help: "Transports closed because their client sent no ConnectionSetupRequest within SetupTimeout.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.connections, m.pushes, m.pushLatency, m.beats, m.deregs, m.detections)
+		reg.MustRegister(m.requests, m.latency, m.connections, m.pushes, m.pushLatency, m.beats, m.deregs, m.detections,
+			m.sendQueueBytes, m.sendQueueFull, m.notSetUp)
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/wire"
 )
 
@@ -22,6 +23,19 @@ func (s *Server) OnClose(f func(connID string)) {
 		panic("grpcapi: OnClose after Start")
 	}
 	s.onClose = append(s.onClose, f)
+}
+
+// OnServicePush adds f, called each time a service's merged push task
+// runs: PushDelay after the first change merged into it (since), whether
+// or not the service has gRPC subscribers. Other push channels (UDP to
+// Nacos 1.x clients) hang on it to share the change notification and the
+// push delay. f runs on the push task's goroutine: it must not block. Call
+// before Start.
+func (s *Server) OnServicePush(f func(svc naming.ServiceKey, since time.Time)) {
+	if s.started.Load() {
+		panic("grpcapi: OnServicePush after Start")
+	}
+	s.onPush = append(s.onPush, f)
 }
 
 // Push sends a server→client request on connection connID's bi-stream and

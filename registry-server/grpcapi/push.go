@@ -103,6 +103,11 @@ func splitClusters(s string) []string {
 // for its ack. The ServiceInfo is selected and encoded once per distinct
 // clusters filter; only the requestId differs between subscribers' bodies.
 func (p *pusher) execute(k pushKey, since time.Time) {
+	if k.client == "" {
+		for _, f := range p.s.onPush {
+			f(k.svc, since)
+		}
+	}
 	bodies := map[string]*pushBody{}
 	for _, sub := range p.s.reg.Subscribers(k.svc) {
 		if k.client != "" && sub.ClientID != k.client {
@@ -153,9 +158,13 @@ func (p *pusher) encode(svc naming.ServiceKey, clusters string) (*pushBody, erro
 	if err != nil {
 		return nil, err
 	}
-	wi := toWireServiceInfo(info, p.s.reg.Config())
-	wi.Clusters = clusters
-	req := &wire.NotifySubscriberRequest{ServiceInfo: wi}
+	req := &wire.NotifySubscriberRequest{}
+	if req.Encoded = p.s.encodedInfo(info, clusters, false); req.Encoded != nil {
+		req.ServiceInfo.LastRefTime = info.LastRefTime
+	} else {
+		req.ServiceInfo = toWireServiceInfo(info, p.s.reg.Config())
+		req.ServiceInfo.Clusters = clusters
+	}
 	req.Namespace, req.GroupName, req.ServiceName = svc.Namespace, svc.Group, svc.Name
 	return p.s.encodeTemplate(req)
 }

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/ferrysync/ferry/registry-server/naming"
@@ -63,11 +62,16 @@ type Server struct {
 	codec    *wire.Codec
 	handlers map[string]HandlerFunc // written before Start only
 	store    PersistentStore
+	owners   naming.Responsibility // who takes merged beats (written before Start only)
 	now      func() time.Time
-	onClose  []func(connID string) // written before Start only (plug.go)
+	onClose  []func(connID string)                // written before Start only (plug.go)
+	onPush   []func(naming.ServiceKey, time.Time) // written before Start only (plug.go)
+	authz    Authorizer                           // written before Start only (auth.go)
+	starting func() bool                          // written before Start only (SetStarting)
 
 	grpc *grpc.Server
 	lis  net.Listener
+	raws *rawListener // lis, making each connection's Conn (rawconn.go)
 
 	mu    sync.Mutex // guards conns
 	conns map[string]*Conn
@@ -84,6 +88,7 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
+// connKey carries a Conn in a context (tests that call handlers directly).
 type connKey struct{}
 
 // New builds a server over reg. logger and registerer may be nil.
@@ -104,6 +109,7 @@ func New(cfg Config, reg *naming.Registry, logger *slog.Logger, registerer prome
 		met:      newMetrics(registerer),
 		codec:    wire.NewCodec(cfg.MaxMessageBytes),
 		handlers: map[string]HandlerFunc{},
+		owners:   naming.ThisNode{},
 		now:      time.Now,
 		conns:    map[string]*Conn{},
 		pending:  map[string]pendingReply{},
@@ -127,8 +133,24 @@ func (s *Server) Handle(typeName string, factory func() wire.Message, h HandlerF
 	s.handlers[typeName] = h
 }
 
+// SetStarting makes ServerCheckRequest fail with UNAVAILABLE while
+// starting returns true, so clients connect elsewhere until the node
+// serves. Call before Start.
+func (s *Server) SetStarting(starting func() bool) { s.starting = starting }
+
 // SetPersistentStore sets the Raft store's write side. Call before Start.
 func (s *Server) SetPersistentStore(ps PersistentStore) { s.store = ps }
+
+// SetResponsibility sets who is responsible for beat-kept clients (default
+// naming.ThisNode): merged beats and bulk deregisters of an address another
+// member is responsible for are answered "redirect" with its address. Call
+// before Start.
+func (s *Server) SetResponsibility(r naming.Responsibility) {
+	if s.started.Load() {
+		panic("grpcapi: SetResponsibility after Start")
+	}
+	s.owners = r
+}
 
 // Start listens on cfg.Addr and serves in the background.
 func (s *Server) Start() error {
@@ -145,13 +167,19 @@ func (s *Server) Serve(lis net.Listener) error {
 		return errors.New("grpcapi: already started")
 	}
 	s.lis = lis
+	s.raws = newRawListener(lis, s)
 	s.grpc = grpc.NewServer(
 		// The proto codec, plus the pre-encoded query answers of RequestReply.
 		grpc.ForceServerCodecV2(wire.ServerCodec()),
-		grpc.StatsHandler(&connTagger{s: s}),
 		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes),
 		grpc.InitialWindowSize(int32(s.cfg.WindowBytes)),
 		grpc.InitialConnWindowSize(int32(s.cfg.WindowBytes)),
+		// Memory per connection (issue 16): a write buffer is taken from
+		// a pool for each batch of frames and given back after the flush,
+		// so an idle transport holds none; the read buffer is small (see
+		// ReadBufferBytes).
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(s.cfg.ReadBufferBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTimeout}),
 	)
@@ -161,7 +189,7 @@ func (s *Server) Serve(lis net.Listener) error {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := s.grpc.Serve(s.raws); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.log.Error("grpc serve", "err", err)
 		}
 	}()
@@ -190,7 +218,8 @@ func (s *Server) Stop(ctx context.Context) {
 		if s.grpc != nil {
 			done := make(chan struct{})
 			go func() { s.grpc.GracefulStop(); close(done) }()
-			// Bi-streams never end by themselves: close them first.
+			// Bi-streams never end by themselves: close the connections
+			// first.
 			s.mu.Lock()
 			for _, c := range s.conns {
 				s.closeConnLocked(c)
@@ -224,9 +253,9 @@ func (s *Server) conn(id string) *Conn {
 	return s.conns[id]
 }
 
-// closeConn unregisters a connection: its bi-stream ends (the client
-// reconnects), its instances and subscriptions are dropped. The transport
-// itself closes when the client leaves it or keepalive finds it dead.
+// closeConn unregisters a connection: its instances and subscriptions are
+// dropped and its transport is closed, which ends its bi-stream (the client
+// reconnects), as Nacos closes the channel of a connection it unregisters.
 func (s *Server) closeConn(c *Conn) {
 	s.mu.Lock()
 	s.closeConnLocked(c)
@@ -237,11 +266,8 @@ func (s *Server) closeConnLocked(c *Conn) {
 	if c.closed.Swap(true) {
 		return
 	}
-	c.mu.Lock()
-	stop := c.stopStream
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
+	if c.raw != nil {
+		c.raw.closeNet()
 	}
 	s.reg.DropClient(c.ID)
 	for _, f := range s.onClose {
@@ -347,7 +373,8 @@ type pendingReply struct {
 }
 
 // ejectLoop probes idle connections with ClientDetectionRequest and closes
-// those that do not answer (Nacos' NacosRuntimeConnectionEjector).
+// those that do not answer (Nacos' NacosRuntimeConnectionEjector), and
+// closes transports not set up within SetupTimeout.
 func (s *Server) ejectLoop() {
 	t := time.NewTicker(s.cfg.EjectInterval)
 	defer t.Stop()
@@ -361,8 +388,15 @@ func (s *Server) ejectLoop() {
 		s.mu.Lock()
 		var idle []*Conn
 		for _, c := range s.conns {
-			if c.Registered() && now.Sub(time.Unix(0, c.lastActive.Load())) >= s.cfg.IdleTimeout && !c.detecting.Load() {
-				idle = append(idle, c)
+			switch {
+			case c.Registered():
+				if now.Sub(time.Unix(0, c.lastActive.Load())) >= s.cfg.IdleTimeout && !c.detecting.Load() {
+					idle = append(idle, c)
+				}
+			case !c.closed.Load() && !c.setUp() && now.Sub(c.createdAt) >= s.cfg.SetupTimeout:
+				s.log.Info("closing connection never set up", "conn", c.ID, "age", now.Sub(c.createdAt))
+				s.met.notSetUp.Inc()
+				s.closeConnLocked(c)
 			}
 		}
 		s.mu.Unlock()
@@ -389,50 +423,16 @@ func (s *Server) ejectLoop() {
 	}
 }
 
-// connTagger gives each transport its Nacos connection id and drops the
-// connection's client when the transport ends.
-type connTagger struct{ s *Server }
-
-func (t *connTagger) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (t *connTagger) HandleRPC(context.Context, stats.RPCStats)                       {}
-
-func (t *connTagger) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	now := t.s.now()
-	host, port := "", ""
-	if info.RemoteAddr != nil {
-		host, port, _ = net.SplitHostPort(info.RemoteAddr.String())
+// connFrom is the Conn a request came on: set in ctx by a test, else the
+// connection of its peer address.
+func (s *Server) connFrom(ctx context.Context) *Conn {
+	if c, ok := ctx.Value(connKey{}).(*Conn); ok {
+		return c
 	}
-	id := strconv.FormatInt(now.UnixMilli(), 10) + "_" + host + "_" + port
-	c := &Conn{ID: id, createdAt: now}
-	if info.RemoteAddr != nil {
-		c.RemoteAddr = info.RemoteAddr.String()
+	if s.raws == nil {
+		return nil
 	}
-	c.touch(now)
-	t.s.mu.Lock()
-	t.s.conns[id] = c
-	t.s.mu.Unlock()
-	t.s.met.connections.Inc()
-	return context.WithValue(ctx, connKey{}, c)
-}
-
-func (t *connTagger) HandleConn(ctx context.Context, st stats.ConnStats) {
-	if _, ok := st.(*stats.ConnEnd); !ok {
-		return
-	}
-	c, _ := ctx.Value(connKey{}).(*Conn)
-	if c == nil {
-		return
-	}
-	t.s.mu.Lock()
-	delete(t.s.conns, c.ID)
-	t.s.closeConnLocked(c)
-	t.s.mu.Unlock()
-	t.s.met.connections.Dec()
-}
-
-func connFrom(ctx context.Context) *Conn {
-	c, _ := ctx.Value(connKey{}).(*Conn)
-	return c
+	return s.raws.conn(ctx)
 }
 
 // requestService serves /Request/request.
@@ -457,6 +457,13 @@ func (rs *requestService) reply(ctx context.Context, p *wire.Payload, encode fun
 	s := (*Server)(rs)
 	start := time.Now()
 	typ := p.GetMetadata().GetType()
+	if typ == wire.TypeServerCheckRequest && s.starting != nil && s.starting() {
+		// Not serving yet (a cluster member still loading its peers'
+		// data): the SDK's server check fails at once and it tries
+		// another server.
+		s.met.requests.WithLabelValues(wire.TypeServerCheckRequest, "starting").Inc()
+		return nil, status.Error(codes.Unavailable, "grpcapi: server starting: loading the cluster's data from a peer")
+	}
 	resp := s.handleUnary(ctx, p)
 	if resp == nil {
 		s.met.requests.WithLabelValues(wire.TypeServerCheckRequest, "exhausted").Inc()
@@ -472,7 +479,7 @@ func (rs *requestService) reply(ctx context.Context, p *wire.Payload, encode fun
 }
 
 func (s *Server) handleUnary(ctx context.Context, p *wire.Payload) wire.Response {
-	c := connFrom(ctx)
+	c := s.connFrom(ctx)
 	typ := p.GetMetadata().GetType()
 	if c == nil {
 		return wire.NewErrorResponse(wire.CodeServerError, "no connection")
@@ -515,6 +522,9 @@ func (s *Server) handleUnary(ctx context.Context, p *wire.Payload) wire.Response
 		return wire.NewErrorResponse(wire.CodeBadGateway, typ+" is not a request")
 	}
 	c.touch(s.now())
+	if deny := s.authorize(c, req, p.GetMetadata().GetHeaders()); deny != nil {
+		return deny
+	}
 	resp, herr := safeCall(ctx, h, c, req)
 	if resp == nil {
 		resp = wire.NewErrorResponse(wire.CodeServerError, "handler returned no response")
@@ -546,7 +556,7 @@ type biStreamService Server
 
 func (bs *biStreamService) RequestBiStream(stream wire.BiRequestStream_RequestBiStreamServer) error {
 	s := (*Server)(bs)
-	c := connFrom(stream.Context())
+	c := s.connFrom(stream.Context())
 	if c == nil {
 		return status.Error(codes.Internal, "no connection")
 	}
@@ -555,48 +565,23 @@ func (bs *biStreamService) RequestBiStream(stream wire.BiRequestStream_RequestBi
 	if err := stream.SendHeader(nil); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	out := make(chan *wire.Payload, s.cfg.SendQueue)
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case p := <-out:
-				if err := stream.Send(p); err != nil {
-					cancel()
-					return
-				}
-			}
+	// Nacos unregisters the connection when its bi-stream ends. The stream
+	// ends when the client ends it or its transport closes (closeConn
+	// closes it), so this goroutine is the stream's reader too; pushes are
+	// written by the connection's writer, which runs only while some are
+	// queued (Conn.enqueue).
+	defer s.closeConn(c)
+	defer c.endStream()
+	for {
+		p, err := stream.Recv()
+		if err != nil {
+			return nil
 		}
-	}()
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			p, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			s.onStreamMessage(c, p, out, cancel)
-		}
-	}()
-	select {
-	case <-ctx.Done():
-	case <-recvErr:
-	case <-s.stopped:
+		s.onStreamMessage(c, p, stream)
 	}
-	cancel()
-	<-writerDone
-	// Nacos unregisters the connection when its bi-stream ends.
-	s.closeConn(c)
-	return nil
 }
 
-func (s *Server) onStreamMessage(c *Conn, p *wire.Payload, out chan *wire.Payload, cancel context.CancelFunc) {
+func (s *Server) onStreamMessage(c *Conn, p *wire.Payload, stream wire.BiRequestStream_RequestBiStreamServer) {
 	m, err := s.codec.Decode(p)
 	if err != nil {
 		s.log.Debug("bad bi-stream message", "conn", c.ID, "err", err)
@@ -611,8 +596,10 @@ func (s *Server) onStreamMessage(c *Conn, p *wire.Payload, out chan *wire.Payloa
 		c.clientIP = p.GetMetadata().GetClientIp()
 		c.clientVersion = msg.ClientVersion
 		c.labels = msg.Labels
-		c.out = out
-		c.stopStream = cancel
+		if !c.closed.Load() {
+			c.stream = stream
+		}
+		c.setupDone = true
 		c.registered = n <= s.cfg.MaxConnections && !c.closed.Load()
 		ok := c.registered
 		c.mu.Unlock()
@@ -623,7 +610,7 @@ func (s *Server) onStreamMessage(c *Conn, p *wire.Payload, out chan *wire.Payloa
 				c.enqueue(rp)
 			}
 			s.log.Warn("connection refused at setup", "conn", c.ID, "err", ErrTooManyConns)
-			time.AfterFunc(100*time.Millisecond, cancel)
+			time.AfterFunc(100*time.Millisecond, func() { s.closeConn(c) })
 		}
 	case wire.Response:
 		c.touch(s.now())

@@ -79,16 +79,24 @@ type Deps struct {
 	Ready func() bool
 	// Now is the clock (lastRefTime fallback); nil means time.Now.
 	Now func() time.Time
+	// PushSubscribers, when set, records the UDP push endpoint of Nacos
+	// 1.x instance-list polls (subscribers.go).
+	PushSubscribers PushSubscribers
+	// Responsibility says which member takes a beat-kept client's writes
+	// (register, deregister, beat of ephemeral instances): those of another
+	// member are forwarded to it once. Nil means naming.ThisNode.
+	Responsibility naming.Responsibility
 }
 
 // API serves the HTTP routes. Safe for concurrent use; it holds no state
 // besides its dependencies.
 type API struct {
-	deps    Deps
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics
-	mux     *http.ServeMux
+	deps      Deps
+	cfg       Config
+	log       *slog.Logger
+	metrics   *metrics
+	mux       *http.ServeMux
+	forwarder *http.Client // 1.x writes to the responsible member
 }
 
 // New validates cfg and deps and builds the routes. reg may be nil.
@@ -102,6 +110,9 @@ func New(deps Deps, cfg Config, logger *slog.Logger, reg prometheus.Registerer) 
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Responsibility == nil {
+		deps.Responsibility = naming.ThisNode{}
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,7 +120,8 @@ func New(deps Deps, cfg Config, logger *slog.Logger, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
-	a := &API{deps: deps, cfg: cfg, log: logger.With("subsystem", "httpapi"), metrics: m, mux: http.NewServeMux()}
+	a := &API{deps: deps, cfg: cfg, log: logger.With("subsystem", "httpapi"), metrics: m, mux: http.NewServeMux(),
+		forwarder: &http.Client{Timeout: cfg.ForwardTimeout}}
 	a.routes()
 	return a, nil
 }
@@ -187,7 +199,14 @@ func (a *API) handle(v version, pattern string, h handlerFunc) {
 			out, aerr = h(r, params{v: r.Form, cfg: &a.cfg})
 		}
 		status := http.StatusOK
-		if aerr != nil {
+		if rl, ok := out.(relay); ok && aerr == nil {
+			status = rl.status
+			if rl.ctype != "" {
+				w.Header().Set("Content-Type", rl.ctype)
+			}
+			w.WriteHeader(rl.status)
+			_, _ = w.Write(rl.body)
+		} else if aerr != nil {
 			status = aerr.status
 			if status >= 500 {
 				a.log.Warn("request failed", "route", pattern, "status", status, "err", aerr.msg)
@@ -331,10 +350,13 @@ func (a *API) kindOf(key naming.ServiceKey) (kind, *apiError) {
 	return k, nil
 }
 
-func (a *API) register(_ *http.Request, p params) (any, *apiError) {
+func (a *API) register(r *http.Request, p params) (any, *apiError) {
 	f, err := p.instance()
 	if err != nil {
 		return nil, err
+	}
+	if to := a.responsible(f.inst.IP, f.inst.Port); f.inst.Ephemeral && to != "" {
+		return a.forward(r, p, to)
 	}
 	k, err := a.kindOf(f.key)
 	if err != nil {
@@ -355,12 +377,15 @@ func (a *API) register(_ *http.Request, p params) (any, *apiError) {
 	return raw("ok"), storeError(a.deps.Store.PutInstance(f.key, f.inst))
 }
 
-func (a *API) deregister(_ *http.Request, p params) (any, *apiError) {
+func (a *API) deregister(r *http.Request, p params) (any, *apiError) {
 	key, addr, err := p.instanceAddr()
 	if err != nil {
 		return nil, err
 	}
 	if boolParam(p.opt("ephemeral", "true")) {
+		if to := a.responsible(addr.IP, addr.Port); to != "" {
+			return a.forward(r, p, to)
+		}
 		if derr := a.deps.Naming.DeregisterBeatKept(key, addr); derr != nil {
 			return nil, serverError(derr)
 		}
@@ -487,7 +512,7 @@ func (a *API) detail(v version) handlerFunc {
 	}
 }
 
-func (a *API) list(_ *http.Request, p params) (any, *apiError) {
+func (a *API) list(r *http.Request, p params) (any, *apiError) {
 	key, err := p.serviceKey()
 	if err != nil {
 		return nil, err
@@ -496,17 +521,22 @@ func (a *API) list(_ *http.Request, p params) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	si, serr := a.deps.Naming.Select(key, clusters, boolParam(p.opt("healthyOnly", "false")))
+	healthyOnly := boolParam(p.opt("healthyOnly", "false"))
+	a.subscribe(r, p, key, raw, healthyOnly) // before the answer is selected
+	si, serr := a.deps.Naming.Select(key, clusters, healthyOnly)
 	if serr != nil {
 		return nil, serverError(serr)
 	}
 	return a.serviceInfo(key, raw, si), nil
 }
 
-func (a *API) beat(_ *http.Request, p params) (any, *apiError) {
+func (a *API) beat(r *http.Request, p params) (any, *apiError) {
 	key, inst, full, err := p.beat()
 	if err != nil {
 		return nil, err
+	}
+	if to := a.responsible(inst.IP, inst.Port); to != "" {
+		return a.forward(r, p, to)
 	}
 	interval := a.cfg.ClientBeatInterval.Milliseconds()
 	if full {

@@ -41,6 +41,12 @@ func storeConfig(dir string) raftstore.Config {
 // on an httptest server.
 func newEnv(t testing.TB, dir string) *env {
 	t.Helper()
+	return newEnvWith(t, dir, nil)
+}
+
+// newEnvWith is newEnv with the API's Deps adjusted by mod.
+func newEnvWith(t testing.TB, dir string, mod func(*Deps)) *env {
+	t.Helper()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	fn := newFakeNaming(clock.Now)
 	log := testlog.New(t, slog.LevelDebug)
@@ -52,7 +58,11 @@ func newEnv(t testing.TB, dir string) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	api, err := New(Deps{Naming: fn, Beater: fn, Store: st, Gatherer: reg, Now: clock.Now}, DefaultConfig(), log, reg)
+	deps := Deps{Naming: fn, Beater: fn, Store: st, Gatherer: reg, Now: clock.Now}
+	if mod != nil {
+		mod(&deps)
+	}
+	api, err := New(deps, DefaultConfig(), log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	// MaxOfflineTargets bounds how many instances one graceful-offline call
 	// may touch (one Raft entry).
 	MaxOfflineTargets int
+	// ForwardTimeout bounds a 1.x write forwarded to the member responsible
+	// for its client (Nacos' DistroFilter: 2 s to connect, 2 s to read).
+	ForwardTimeout time.Duration
 }
 
 // DefaultConfig returns Nacos' limits and a 1 MiB body cap.
@@ -49,6 +52,7 @@ func DefaultConfig() Config {
 		ClientBeatInterval:   5 * time.Second,
 		CacheMillis:          10000,
 		MaxOfflineTargets:    100000,
+		ForwardTimeout:       4 * time.Second,
 	}
 }
 
@@ -68,6 +72,7 @@ func (c Config) Validate() error {
 		{"ClientBeatInterval", int64(c.ClientBeatInterval)},
 		{"CacheMillis", c.CacheMillis},
 		{"MaxOfflineTargets", int64(c.MaxOfflineTargets)},
+		{"ForwardTimeout", int64(c.ForwardTimeout)},
 	} {
 		if f.v <= 0 {
 			return fmt.Errorf("%w: %s must be > 0", ErrConfig, f.name)

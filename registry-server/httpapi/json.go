@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/ferrysync/ferry/registry-server/naming"
 	"github.com/ferrysync/ferry/wire"
@@ -68,6 +69,12 @@ func instanceID(key naming.ServiceKey, in naming.Instance) string {
 }
 
 func (a *API) serviceInfo(key naming.ServiceKey, clusters string, si naming.ServiceInfo) serviceInfoJSON {
+	return renderServiceInfo(key, clusters, si, a.cfg.CacheMillis, a.deps.Now)
+}
+
+// renderServiceInfo is the instance-list answer of si; cacheMillis and now
+// fill a zero CacheMillis and LastRefTime.
+func renderServiceInfo(key naming.ServiceKey, clusters string, si naming.ServiceInfo, cacheMillis int64, now func() time.Time) serviceInfoJSON {
 	out := serviceInfoJSON{
 		Name:                     key.Grouped(),
 		GroupName:                key.Group,
@@ -81,10 +88,10 @@ func (a *API) serviceInfo(key naming.ServiceKey, clusters string, si naming.Serv
 		Valid:                    true,
 	}
 	if out.CacheMillis == 0 {
-		out.CacheMillis = a.cfg.CacheMillis
+		out.CacheMillis = cacheMillis
 	}
 	if out.LastRefTime == 0 {
-		out.LastRefTime = a.deps.Now().UnixMilli()
+		out.LastRefTime = now().UnixMilli()
 	}
 	for _, h := range si.Hosts {
 		cluster := h.Cluster

@@ -7,10 +7,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the API's collectors: requests and latency per route.
+// metrics are the API's collectors: requests and latency per route, and
+// 1.x writes forwarded to the responsible member.
 type metrics struct {
 	requests *prometheus.CounterVec   // route, code
 	latency  *prometheus.HistogramVec // route
+	forwards *prometheus.CounterVec   // result
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -24,9 +26,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "HTTP API request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"route"}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "registry_http", Name: "forwards_total",
+			Help: "1.x writes forwarded to the member responsible for their client, by result (ok, error).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.latency} {
+		for _, c := range []prometheus.Collector{m.requests, m.latency, m.forwards} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -2,6 +2,7 @@ package naming
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,8 +25,9 @@ type Registry struct {
 
 	lastRef atomic.Int64 // last lastRefTime handed out (ms)
 
-	lmu       sync.Mutex
-	listeners []func(ServiceKey)
+	lmu             sync.Mutex
+	listeners       []func(ServiceKey)
+	clientListeners []func(clientID string)
 
 	mu       sync.RWMutex
 	clients  map[string]*client // by client id: connection id, or "ip:port#true" for beat-kept
@@ -35,20 +37,18 @@ type Registry struct {
 	subs     map[ServiceKey]map[string]string // service → subscriber client id → clusters
 }
 
-// clientKind tells connection-bound clients from beat-kept ones.
-type clientKind uint8
-
-const (
-	connClient clientKind = iota
-	beatClient
-)
-
 // client is Nacos' Client: what one publisher holds, one entry per service.
 type client struct {
 	id      string
-	kind    clientKind
+	kind    ClientKind
 	entries map[ServiceKey]*entry
 	subs    map[ServiceKey]struct{} // connection clients' subscriptions
+	// owner is the member responsible for the client ("" = this node);
+	// only this node's beat-kept entries are in Registry.kept (expired
+	// here). revision rises on every change of the entries made here, and
+	// is the owner's revision for a client applied with ApplyClient.
+	owner    string
+	revision uint64
 }
 
 // entry is a client's registration in one service: one instance or a batch
@@ -215,7 +215,7 @@ func (r *Registry) Register(clientID string, key ServiceKey, insts ...Instance) 
 	}
 	c := r.clients[clientID]
 	if c == nil {
-		c = &client{id: clientID, kind: connClient, entries: map[ServiceKey]*entry{}}
+		c = &client{id: clientID, kind: ConnectionClient, entries: map[ServiceKey]*entry{}}
 		r.clients[clientID] = c
 	}
 	changed := true
@@ -227,10 +227,12 @@ func (r *Registry) Register(clientID string, key ServiceKey, insts ...Instance) 
 	s.publishers[clientID] = struct{}{}
 	if changed {
 		s.dirty(now)
+		c.revision++
 	}
 	r.mu.Unlock()
 	if changed {
 		r.notify([]ServiceKey{k})
+		r.notifyClients([]string{clientID})
 	}
 	return nil
 }
@@ -248,6 +250,7 @@ func (r *Registry) Deregister(clientID string, key ServiceKey) error {
 	r.mu.Unlock()
 	if changed {
 		r.notify([]ServiceKey{k})
+		r.notifyClients([]string{clientID})
 	}
 	return nil
 }
@@ -259,6 +262,7 @@ func (r *Registry) removeEntryLocked(clientID string, k ServiceKey, now time.Tim
 	}
 	r.unkeepLocked(c.entries[k])
 	delete(c.entries, k)
+	c.revision++
 	if len(c.entries) == 0 && len(c.subs) == 0 {
 		delete(r.clients, clientID)
 		delete(r.beaters, clientID)
@@ -268,6 +272,12 @@ func (r *Registry) removeEntryLocked(clientID string, k ServiceKey, now time.Tim
 		s.dirty(now)
 	}
 	return true
+}
+
+// keepLocked adds a beat-kept entry to r.kept (the expiry scan).
+func (r *Registry) keepLocked(e *entry) {
+	r.kept = append(r.kept, e)
+	e.keptIdx = len(r.kept)
 }
 
 // unkeepLocked takes a beat-kept entry out of r.kept (swap with the last).
@@ -309,6 +319,7 @@ func (r *Registry) DropClient(clientID string) {
 	r.mu.Unlock()
 	sortKeys(keys)
 	r.notify(keys)
+	r.notifyClients([]string{clientID})
 }
 
 // Subscription is one subscriber of a service.
@@ -328,7 +339,7 @@ func (r *Registry) Subscribe(clientID string, key ServiceKey, clusters string) e
 	defer r.mu.Unlock()
 	c := r.clients[clientID]
 	if c == nil {
-		c = &client{id: clientID, kind: connClient, entries: map[ServiceKey]*entry{}}
+		c = &client{id: clientID, kind: ConnectionClient, entries: map[ServiceKey]*entry{}}
 		r.clients[clientID] = c
 	}
 	if c.subs == nil {
@@ -424,6 +435,7 @@ func (r *Registry) RegisterBeatKept(key ServiceKey, inst Instance) error {
 	}
 	if changed {
 		r.notify([]ServiceKey{k})
+		r.notifyClients([]string{BeatClientID(n.IP, n.Port)})
 	}
 	return nil
 }
@@ -435,7 +447,7 @@ func (r *Registry) putBeatKeptLocked(k ServiceKey, n Instance, now time.Time) (b
 	id := BeatClientID(n.IP, n.Port)
 	c := r.clients[id]
 	if c == nil {
-		c = &client{id: id, kind: beatClient, entries: map[ServiceKey]*entry{}}
+		c = &client{id: id, kind: BeatKeptClient, entries: map[ServiceKey]*entry{}}
 		r.clients[id] = c
 		r.beaters[id] = c
 	}
@@ -443,18 +455,19 @@ func (r *Registry) putBeatKeptLocked(k ServiceKey, n Instance, now time.Time) (b
 	changed := old == nil || !sameInstances(old.insts, []Instance{n})
 	e := &entry{insts: []Instance{n}, lastBeat: now, client: id, key: k}
 	e.interval, e.timeout, e.del = r.beatTimes(n.Metadata)
-	if old != nil && old.keptIdx > 0 {
+	switch {
+	case old != nil && old.keptIdx > 0:
 		e.keptIdx = old.keptIdx
 		r.kept[e.keptIdx-1] = e
-	} else {
-		r.kept = append(r.kept, e)
-		e.keptIdx = len(r.kept)
+	case c.owner == "": // another member expires its own clients
+		r.keepLocked(e)
 	}
 	c.entries[k] = e
 	s := r.svcLocked(k, true)
 	s.publishers[id] = struct{}{}
 	if changed {
 		s.dirty(now)
+		c.revision++
 	}
 	return changed, nil
 }
@@ -485,6 +498,7 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 	out := make([]BeatOutcome, len(items))
 	now := r.clock()
 	var changed []ServiceKey
+	var changedClients []string
 	var keys keyRun
 	var idBuf []byte
 	r.mu.Lock()
@@ -498,7 +512,7 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 			out[i].Err = fmt.Errorf("%w: beat without a valid ip and port", ErrInvalidParam)
 			continue
 		}
-		if out[i], idBuf = r.beatKnownLocked(k, Addr{IP: it.Instance.IP, Port: it.Instance.Port, Cluster: it.Instance.Cluster}, now, idBuf, &changed); out[i].Status == BeatOK {
+		if out[i], idBuf = r.beatKnownLocked(k, Addr{IP: it.Instance.IP, Port: it.Instance.Port, Cluster: it.Instance.Cluster}, now, idBuf, &changed, &changedClients); out[i].Status == BeatOK {
 			continue
 		}
 		if !registerIfUnknown {
@@ -517,9 +531,11 @@ func (r *Registry) BeatMany(items []BeatRequest, registerIfUnknown bool) []BeatO
 		out[i].Status = BeatRegistered
 		out[i].Interval, _, _ = r.beatTimes(n.Metadata)
 		changed = append(changed, k)
+		changedClients = append(changedClients, BeatClientID(n.IP, n.Port))
 	}
 	r.mu.Unlock()
 	r.notify(dedupKeys(changed))
+	r.notifyClients(changedClients)
 	return out
 }
 
@@ -541,9 +557,10 @@ func (c *keyRun) normalize(r *Registry, in ServiceKey) (ServiceKey, error) {
 
 // beatKnownLocked refreshes the beat-kept instance at a in service k (a
 // normalized key): BeatOK, reviving it when unhealthy (appending k to
-// changed), or BeatUnknown when there is none. idBuf is scratch space for
+// changed and the client to changedClients), or BeatUnknown when there is
+// none. idBuf is scratch space for
 // the client id (returned for reuse), so a beat allocates nothing.
-func (r *Registry) beatKnownLocked(k ServiceKey, a Addr, now time.Time, idBuf []byte, changed *[]ServiceKey) (BeatOutcome, []byte) {
+func (r *Registry) beatKnownLocked(k ServiceKey, a Addr, now time.Time, idBuf []byte, changed *[]ServiceKey, changedClients *[]string) (BeatOutcome, []byte) {
 	cluster := a.Cluster
 	if cluster == "" {
 		cluster = DefaultCluster
@@ -553,7 +570,8 @@ func (r *Registry) beatKnownLocked(k ServiceKey, a Addr, now time.Time, idBuf []
 	idBuf = strconv.AppendInt(idBuf, int64(a.Port), 10)
 	idBuf = append(idBuf, "#true"...)
 	var e *entry
-	if c := r.clients[string(idBuf)]; c != nil { // no allocation: map index by converted bytes
+	c := r.clients[string(idBuf)] // no allocation: map index by converted bytes
+	if c != nil {
 		if e = c.entries[k]; e != nil && e.insts[0].Cluster != cluster {
 			e = nil
 		}
@@ -567,7 +585,9 @@ func (r *Registry) beatKnownLocked(k ServiceKey, a Addr, now time.Time, idBuf []
 		if s := r.services[k]; s != nil {
 			s.dirty(now)
 		}
+		c.revision++
 		*changed = append(*changed, k)
+		*changedClients = append(*changedClients, c.id)
 	}
 	return BeatOutcome{BeatResult: BeatResult{Status: BeatOK, Interval: e.interval}}, idBuf
 }
@@ -590,6 +610,7 @@ func (r *Registry) BeatGroups(groups []BeatGroup) []BeatOutcome {
 	out := make([]BeatOutcome, 0, n)
 	now := r.clock()
 	var changed []ServiceKey
+	var changedClients []string
 	var idBuf []byte
 	r.mu.Lock()
 	for _, g := range groups {
@@ -602,13 +623,14 @@ func (r *Registry) BeatGroups(groups []BeatGroup) []BeatOutcome {
 			case a.IP == "" || a.Port < 1 || a.Port > 65535:
 				o.Err = fmt.Errorf("%w: beat without a valid ip and port", ErrInvalidParam)
 			default:
-				o, idBuf = r.beatKnownLocked(k, a, now, idBuf, &changed)
+				o, idBuf = r.beatKnownLocked(k, a, now, idBuf, &changed, &changedClients)
 			}
 			out = append(out, o)
 		}
 	}
 	r.mu.Unlock()
 	r.notify(dedupKeys(changed))
+	r.notifyClients(changedClients)
 	return out
 }
 
@@ -631,6 +653,7 @@ func (r *Registry) DeregisterBeatKept(key ServiceKey, a Addr) error {
 	r.mu.Unlock()
 	if changed {
 		r.notify([]ServiceKey{k})
+		r.notifyClients([]string{id})
 	}
 	return nil
 }
@@ -645,6 +668,7 @@ func (r *Registry) DeregisterBeatKeptMany(items []BeatRequest) (errs []error) {
 	errs = make([]error, len(items))
 	now := r.clock()
 	var changed []ServiceKey
+	var changedClients []string
 	var seen map[ServiceKey]struct{} // changed as a set
 	var keys keyRun
 	r.mu.Lock()
@@ -666,7 +690,7 @@ func (r *Registry) DeregisterBeatKeptMany(items []BeatRequest) (errs []error) {
 		id := BeatClientID(a.IP, a.Port)
 		if c := r.clients[id]; c != nil {
 			if e := c.entries[k]; e != nil && (a.Cluster == "" || e.insts[0].Cluster == a.Cluster) &&
-				r.removeEntryLocked(id, k, now) && (len(changed) == 0 || changed[len(changed)-1] != k) {
+				r.removeEntryLocked(id, k, now) && appendClient(&changedClients, id) && (len(changed) == 0 || changed[len(changed)-1] != k) {
 				if seen == nil {
 					seen = map[ServiceKey]struct{}{}
 				}
@@ -679,15 +703,24 @@ func (r *Registry) DeregisterBeatKeptMany(items []BeatRequest) (errs []error) {
 	}
 	r.mu.Unlock()
 	r.notify(changed)
+	r.notifyClients(changedClients)
 	return errs
 }
 
-// Expire applies time to beat-kept instances (unhealthy after their beat
-// timeout, removed after their delete timeout, both strictly after) and
+// appendClient appends id to ids and returns true (for use in a condition).
+func appendClient(ids *[]string, id string) bool {
+	*ids = append(*ids, id)
+	return true
+}
+
+// Expire applies time to this node's beat-kept instances (unhealthy after
+// their beat timeout, removed after their delete timeout, both strictly
+// after; clients owned by another member are that member's to expire) and
 // forgets services empty for longer than EmptyServiceTTL. The owner calls it
 // periodically (every second is fine); late is allowed, early never.
 func (r *Registry) Expire(now time.Time) {
 	var changed []ServiceKey
+	var changedClients []string
 	r.mu.Lock()
 	// Downwards: a removal swaps the last entry (already seen) into i.
 	for i := len(r.kept) - 1; i >= 0; i-- {
@@ -697,12 +730,17 @@ func (r *Registry) Expire(now time.Time) {
 		case idle > e.del:
 			r.removeEntryLocked(e.client, e.key, now)
 			changed = append(changed, e.key)
+			changedClients = append(changedClients, e.client)
 		case idle > e.timeout && e.insts[0].Healthy:
 			e.insts[0].Healthy = false
 			if s := r.services[e.key]; s != nil {
 				s.dirty(now)
 			}
+			if c := r.clients[e.client]; c != nil {
+				c.revision++
+			}
 			changed = append(changed, e.key)
+			changedClients = append(changedClients, e.client)
 		}
 	}
 	for k, s := range r.services {
@@ -715,6 +753,8 @@ func (r *Registry) Expire(now time.Time) {
 	changed = dedupKeys(changed)
 	sortKeys(changed)
 	r.notify(changed)
+	sort.Strings(changedClients)
+	r.notifyClients(slices.Compact(changedClients))
 }
 
 // SetPersistent replaces the persistent instances of key (called by the
@@ -1189,7 +1229,7 @@ func (r *Registry) Stats() Stats {
 				}
 			}
 		}
-		if c.kind == beatClient {
+		if c.kind == BeatKeptClient {
 			st.BeatClients++
 			st.BeatKeptInstances += n
 		} else {

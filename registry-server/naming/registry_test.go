@@ -417,7 +417,7 @@ func TestKeptIndex(t *testing.T) {
 		n := 0
 		for _, c := range r.clients {
 			for _, e := range c.entries {
-				if c.kind == beatClient {
+				if c.kind == BeatKeptClient {
 					n++
 					if e.keptIdx == 0 || r.kept[e.keptIdx-1] != e {
 						r.mu.RUnlock()

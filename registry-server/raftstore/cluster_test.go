@@ -1,26 +1,17 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/registry-server/naming"
 )
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
 
 // TestThreeNodes shows the store is ready for peers: a bootstrapped node
 // adds two voters over the TCP transport, every acknowledged write reaches
@@ -57,7 +48,7 @@ func TestThreeNodes(t *testing.T) {
 
 	want := leader.AllInstances()
 	for i, s := range stores[1:] {
-		eventually(t, 10*time.Second, fmt.Sprintf("follower %d converges", i+1), func() bool {
+		poll.Until(t, 10*time.Second, fmt.Sprintf("follower %d converges", i+1), func() bool {
 			_, ok := s.ServiceMeta(svcB)
 			return ok && reflect.DeepEqual(s.AllInstances(), want) && len(s.Overrides(svcA)) == 1
 		})
@@ -67,9 +58,10 @@ func TestThreeNodes(t *testing.T) {
 		if err := s.PutInstance(svcA, pinst("10.0.0.2", 80)); !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("write on follower %d: %v", i+1, err)
 		}
-		if s.Ready() {
-			t.Fatalf("follower %d ready", i+1)
+		if s.Leading() {
+			t.Fatalf("follower %d leading", i+1)
 		}
+		poll.Until(t, 10*time.Second, "follower ready (caught up)", s.Ready)
 	}
 	li, lo, lm := appliers[0].snapshot()
 	for i, a := range appliers[1:] {
@@ -77,5 +69,144 @@ func TestThreeNodes(t *testing.T) {
 		if !reflect.DeepEqual(li, fi) || !reflect.DeepEqual(lo, fo) || !reflect.DeepEqual(lm, fm) {
 			t.Fatalf("applier %d differs from the leader's", i+1)
 		}
+	}
+}
+
+// direct forwards a follower's write to the leader's ApplyEntry, through
+// the wire's error codes, as the cluster transport does.
+type direct struct{ stores map[string]*Store }
+
+func (d direct) ReadIndex(ctx context.Context, leaderID string) (uint64, error) {
+	idx, err := d.stores[leaderID].ReadIndex(ctx)
+	return idx, ErrorFrom(ErrorCode(err), errString(err))
+}
+
+func (d direct) Forward(_ context.Context, leaderID string, entry []byte) error {
+	err := d.stores[leaderID].ApplyEntry(entry)
+	return ErrorFrom(ErrorCode(err), errString(err))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestPeersBootstrapAndForward: three stores given the same Peers
+// bootstrap one cluster; writes on followers are forwarded to the leader
+// and come back with the leader's domain errors; every replica converges;
+// a health verdict written through the log reaches every replica; the
+// leader stepping down gracefully hands leadership over.
+func TestPeersBootstrapAndForward(t *testing.T) {
+	stores, d := openPeers(t, 3)
+	leaderID, _ := stores[0].Leader()
+	var follower *Store
+	for _, s := range stores {
+		if s.cfg.ServerID != leaderID {
+			follower = s
+		}
+	}
+	mustNil(t, follower.PutInstance(svcA, pinst("10.0.0.1", 80)))
+	mustNil(t, follower.PutServiceMeta(svcB, naming.ServiceMeta{Ephemeral: true}))
+	if err := follower.PutInstance(svcB, pinst("10.0.0.2", 80)); !errors.Is(err, ErrKindClash) {
+		t.Fatalf("a domain error through forwarding: %v", err)
+	}
+	mustNil(t, follower.SetHealth(svcA, naming.Addr{IP: "10.0.0.1", Port: 80}, false))
+	for _, s := range stores {
+		poll.Until(t, 10*time.Second, s.cfg.ServerID+" converges", func() bool {
+			in := s.Instances(svcA)
+			return len(in) == 1 && !in[0].Healthy
+		})
+	}
+	// Graceful stop of the leader: another member leads soon after.
+	mustNil(t, d.stores[leaderID].Stop())
+	poll.Until(t, 10*time.Second, "a new leader", func() bool {
+		id, _ := follower.Leader()
+		return id != "" && id != leaderID
+	})
+	mustNil(t, follower.PutInstance(svcA, pinst("10.0.0.3", 80)))
+}
+
+// openPeers opens n stores on loopback TCP with the same Peers, forwarding
+// to each other directly, bootstraps them and waits until all are ready.
+func openPeers(t testing.TB, n int) ([]*Store, direct) {
+	t.Helper()
+	var peers []Peer
+	var cfgs []Config
+	for i := 0; i < n; i++ {
+		cfg := testConfig(t.TempDir())
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+		cfg.ServerID = fmt.Sprintf("n%d", i)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.BindAddr = l.Addr().String()
+		l.Close()
+		peers = append(peers, Peer{ID: cfg.ServerID, Addr: cfg.BindAddr})
+		cfgs = append(cfgs, cfg)
+	}
+	d := direct{stores: map[string]*Store{}}
+	var stores []*Store
+	for _, cfg := range cfgs {
+		cfg.Peers = peers
+		s, err := Open(cfg, quietLogger(t), newFakeApplier(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop() })
+		s.SetForwarder(d)
+		d.stores[cfg.ServerID] = s
+		stores = append(stores, s)
+	}
+	for _, s := range stores {
+		if err := s.Bootstrap(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range stores {
+		if err := s.WaitReady(15 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return stores, d
+}
+
+// TestLinearizableReadOnFollower: a write acknowledged by the leader is
+// seen by a follower's read made linearizable right after, every time (a
+// plain local read may lag by the replication delay); a read index is the
+// leader's only; without a leader a linearizable read fails rather than
+// answer stale.
+func TestLinearizableReadOnFollower(t *testing.T) {
+	stores, d := openPeers(t, 3)
+	leaderID, _ := stores[0].Leader()
+	leader := d.stores[leaderID]
+	var followers []*Store
+	for _, s := range stores {
+		if s != leader {
+			followers = append(followers, s)
+		}
+	}
+	ctx := context.Background()
+	for i := range 50 {
+		mustNil(t, leader.PutInstance(svcA, pinst("10.0.1.1", 1000+i)))
+		f := followers[i%2]
+		mustNil(t, f.Linearize(ctx))
+		if n := len(f.Instances(svcA)); n != i+1 {
+			t.Fatalf("write %d: the follower's linearizable read sees %d instances", i+1, n)
+		}
+	}
+	if _, err := followers[0].ReadIndex(ctx); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("read index on a follower: %v", err)
+	}
+	// Both followers gone: the leader cannot confirm it leads.
+	for _, f := range followers {
+		mustNil(t, f.Stop())
+	}
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := leader.Linearize(sctx); err == nil {
+		t.Fatal("a linearizable read without a quorum succeeded")
 	}
 }

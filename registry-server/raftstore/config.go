@@ -22,8 +22,13 @@ type Config struct {
 	AdvertiseAddr string
 	// Bootstrap makes a node that finds no existing state bootstrap a
 	// one-voter cluster of itself. Nodes that will join an existing cluster
-	// set it to false.
+	// set it to false. Ignored when Peers is set.
 	Bootstrap bool
+	// Peers, when set, is the whole cluster (this node included, by
+	// ServerID): Open then bootstraps nothing; Bootstrap(), called once the
+	// members agree on the list, bootstraps a node without state with all
+	// of them as voters, the same configuration on every member.
+	Peers []Peer
 	// ApplyTimeout bounds one write: waiting for leadership, enqueueing and
 	// committing.
 	ApplyTimeout time.Duration
@@ -40,6 +45,12 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+}
+
+// Peer is one voter of the cluster.
+type Peer struct {
+	ID   string // its ServerID
+	Addr string // its Raft transport address
 }
 
 // DefaultConfig returns a single-node configuration that bootstraps itself
@@ -65,6 +76,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Dir is empty", ErrConfig)
 	case c.ServerID == "":
 		return fmt.Errorf("%w: ServerID is empty", ErrConfig)
+	case len(c.Peers) > 0 && c.BindAddr == "":
+		return fmt.Errorf("%w: Peers need a BindAddr (the TCP transport)", ErrConfig)
 	case c.ApplyTimeout <= 0:
 		return fmt.Errorf("%w: ApplyTimeout must be > 0", ErrConfig)
 	case c.SnapshotRetain < 1:
@@ -79,6 +92,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ElectionTimeout must be >= HeartbeatTimeout", ErrConfig)
 	case c.LeaderLeaseTimeout <= 0 || c.LeaderLeaseTimeout > c.HeartbeatTimeout:
 		return fmt.Errorf("%w: LeaderLeaseTimeout must be in (0, HeartbeatTimeout]", ErrConfig)
+	}
+	if len(c.Peers) > 0 {
+		seen, self := map[string]bool{}, false
+		for _, p := range c.Peers {
+			if p.ID == "" || p.Addr == "" || seen[p.ID] {
+				return fmt.Errorf("%w: Peers: bad or duplicate peer %+v", ErrConfig, p)
+			}
+			seen[p.ID] = true
+			self = self || p.ID == c.ServerID
+		}
+		if !self {
+			return fmt.Errorf("%w: Peers do not include ServerID %s", ErrConfig, c.ServerID)
+		}
 	}
 	return nil
 }

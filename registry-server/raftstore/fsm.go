@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ferrysync/ferry/registry-server/auth"
 	"github.com/ferrysync/ferry/registry-server/configsvc"
 	"github.com/ferrysync/ferry/registry-server/naming"
 )
@@ -41,6 +43,12 @@ const (
 	cmdSetEnabledByIP byte = 5
 	cmdPutServiceMeta byte = 6
 	cmdRemoveService  byte = 7
+	// 8 and 9 are the config service's (configs.go). 10-31 are left for
+	// the next domains (users and roles); cluster state starts at 32.
+
+	// cmdSetHealth records the health prober's verdict on a persistent
+	// instance, so every member serves it (not only the leader).
+	cmdSetHealth byte = 32
 )
 
 var cmdNames = map[byte]string{
@@ -53,6 +61,10 @@ var cmdNames = map[byte]string{
 	cmdRemoveService:  "remove_service",
 	cmdPutConfig:      "put_config",
 	cmdRemoveConfig:   "remove_config",
+	cmdSetHealth:      "set_health",
+	cmdAuthUser:       "auth_user",
+	cmdAuthRole:       "auth_role",
+	cmdAuthPermission: "auth_permission",
 }
 
 // Command bodies.
@@ -86,6 +98,11 @@ type (
 	}
 	serviceCmd struct {
 		Key naming.ServiceKey
+	}
+	setHealthCmd struct {
+		Key     naming.ServiceKey
+		Addr    naming.Addr
+		Healthy bool
 	}
 )
 
@@ -125,6 +142,11 @@ type fsm struct {
 	mu       sync.RWMutex // guards services and cfg's maps
 	services map[naming.ServiceKey]*service
 	cfg      configState // the config service's data (configs.go)
+	auth     authState   // users, roles, permissions (auth.go)
+	// applied is the index of the last command applied (Linearize waits
+	// on it: raft's AppliedIndex moves when an entry is handed to the FSM,
+	// before the FSM has run it).
+	applied atomic.Uint64
 }
 
 func newFSM(a Applier, m *metrics) *fsm {
@@ -171,6 +193,10 @@ var dispatch = map[byte]handler{
 	cmdRemoveService:  decodeThen((*fsm).removeService),
 	cmdPutConfig:      decodeThen((*fsm).putConfig),
 	cmdRemoveConfig:   decodeThen((*fsm).removeConfig),
+	cmdSetHealth:      decodeThen((*fsm).setHealth),
+	cmdAuthUser:       decodeThen((*fsm).authUser),
+	cmdAuthRole:       decodeThen((*fsm).authRole),
+	cmdAuthPermission: decodeThen((*fsm).authPermission),
 }
 
 // decodeThen decodes the body strictly; an undecodable body panics, since
@@ -209,6 +235,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	f.metrics.applied(cmdNames[l.Data[0]], err)
 	f.publish(views)
 	f.cfg.notify(cfgChanged)
+	f.applied.Store(l.Index)
 	return err
 }
 
@@ -529,6 +556,11 @@ type snapshotState struct {
 	Version  int
 	Services []snapshotService
 	Configs  []configsvc.Item `json:",omitempty"` // configs.go; absent in older snapshots
+	Auth     *auth.Snapshot   `json:",omitempty"` // auth.go; absent in older snapshots
+	// Applied is the index of the last command in the snapshot (absent in
+	// older snapshots: 0), so a restored follower knows how far it is for
+	// linearizable reads.
+	Applied uint64 `json:",omitempty"`
 }
 
 type snapshotService struct {
@@ -542,7 +574,7 @@ type snapshotService struct {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := snapshotState{Version: 1}
+	st := snapshotState{Version: 1, Applied: f.applied.Load()}
 	for _, k := range slices.SortedFunc(maps.Keys(f.services), compareKeys) {
 		s := f.services[k]
 		ss := snapshotService{Key: k, Instances: sortedInstances(s.Instances), Overrides: sortedOverrides(s.Overrides)}
@@ -553,6 +585,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		st.Services = append(st.Services, ss)
 	}
 	st.Configs = f.cfg.snapshotLocked()
+	st.Auth = f.auth.snapshotLocked()
 	return &fsmSnapshot{state: st}, nil
 }
 
@@ -595,7 +628,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.services = next
 	views := f.viewsLocked(changed)
 	cfgChanged := f.cfg.restoreLocked(st.Configs)
+	f.auth.restoreLocked(st.Auth)
 	f.mu.Unlock()
+	f.applied.Store(st.Applied)
 	f.publish(views)
 	f.cfg.notify(cfgChanged)
 	return nil
@@ -674,4 +709,24 @@ func (f *fsm) counts() (services, instances, overrides int) {
 type Keyed struct {
 	Key      naming.ServiceKey
 	Instance naming.Instance
+}
+
+// setHealth sets the Healthy flag of a persistent instance; an instance
+// that is gone, or already has that health, changes nothing.
+func (f *fsm) setHealth(c setHealthCmd) (map[naming.ServiceKey]change, error) {
+	if err := validKey(c.Key); err != nil {
+		return nil, err
+	}
+	s := f.services[c.Key]
+	if s == nil {
+		return nil, nil
+	}
+	k := addrKey(normAddr(c.Addr))
+	in, ok := s.Instances[k]
+	if !ok || in.Healthy == c.Healthy {
+		return nil, nil
+	}
+	in.Healthy = c.Healthy
+	s.Instances[k] = in
+	return map[naming.ServiceKey]change{c.Key: chInstances}, nil
 }

@@ -30,6 +30,7 @@ func FuzzFSMApply(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{cmdPutInstance, 'n', 'u', 'l', 'l'})
+	addAuthSeeds(f) // auth_test.go
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsm := newFSM(newFakeApplier(), nil)
 		// Some state for removals and offline to work on.

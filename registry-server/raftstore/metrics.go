@@ -13,6 +13,8 @@ type metrics struct {
 	applies      *prometheus.CounterVec   // command, result
 	applySeconds *prometheus.HistogramVec // command
 	state        *prometheus.GaugeVec     // state (one is 1)
+	forwards     *prometheus.CounterVec   // result
+	linearized   prometheus.Counter       // linearizable reads served
 }
 
 // newMetrics registers the collectors; counts is read at scrape time for
@@ -32,6 +34,14 @@ func newMetrics(reg prometheus.Registerer, counts func() (services, instances, o
 			Namespace: "ferry", Subsystem: "raftstore", Name: "state",
 			Help: "Raft state of this node: 1 for the current state, 0 for the others.",
 		}, []string{"state"}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "raftstore", Name: "forwards_total",
+			Help: "Writes a follower forwarded to the leader, by result (ok, retry, or the error code).",
+		}, []string{"result"}),
+		linearized: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ferry", Subsystem: "raftstore", Name: "linearizable_reads_total",
+			Help: "Reads made linearizable (the leader's read index applied here first).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -41,7 +51,7 @@ func newMetrics(reg prometheus.Registerer, counts func() (services, instances, o
 			Namespace: "ferry", Subsystem: "raftstore", Name: name, Help: help,
 		}, func() float64 { return float64(pick(counts())) })
 	}
-	cs := []prometheus.Collector{m.applies, m.applySeconds, m.state,
+	cs := []prometheus.Collector{m.applies, m.applySeconds, m.state, m.forwards, m.linearized,
 		gauge("services", "Services with state in the FSM.", func(s, _, _ int) int { return s }),
 		gauge("persistent_instances", "Persistent instances in the FSM.", func(_, i, _ int) int { return i }),
 		gauge("overrides", "Instance overrides in the FSM.", func(_, _, o int) int { return o }),
@@ -78,5 +88,21 @@ func (m *metrics) setState(s raft.RaftState) {
 			v = 1
 		}
 		m.state.WithLabelValues(st.String()).Set(v)
+	}
+}
+
+func (m *metrics) forwarded(result string) {
+	if m == nil {
+		return
+	}
+	if result == "" {
+		result = "ok"
+	}
+	m.forwards.WithLabelValues(result).Inc()
+}
+
+func (m *metrics) linearizedRead() {
+	if m != nil {
+		m.linearized.Inc()
 	}
 }

@@ -44,10 +44,11 @@ type Store struct {
 	trans   io.Closer
 	addr    string // transport address
 
-	ready     atomic.Bool   // leader and caught up (barrier passed)
+	leading   atomic.Bool   // leader and caught up (barrier passed)
 	readyOnce sync.Once     // closes readyCh
-	readyCh   chan struct{} // closed the first time the node is ready
+	readyCh   chan struct{} // closed the first time the node leads
 	done      chan struct{} // closed by Stop
+	forward   Forwarder     // set before writes; nil: followers refuse writes
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
 	stopErr   error
@@ -136,7 +137,7 @@ func Open(cfg Config, logger *slog.Logger, a Applier, reg prometheus.Registerer)
 	if err != nil {
 		return fail(fmt.Errorf("raftstore: read state: %w", err))
 	}
-	if !has && cfg.Bootstrap {
+	if !has && cfg.Bootstrap && len(cfg.Peers) == 0 {
 		conf := raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr(),
 		}}}
@@ -171,10 +172,10 @@ func (s *Store) watchLeadership() {
 		st := s.raft.State()
 		s.metrics.setState(st)
 		if st != raft.Leader {
-			s.ready.Store(false)
+			s.leading.Store(false)
 			return
 		}
-		if s.ready.Load() {
+		if s.leading.Load() {
 			return
 		}
 		if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
@@ -182,7 +183,7 @@ func (s *Store) watchLeadership() {
 			return
 		}
 		if s.raft.State() == raft.Leader {
-			s.ready.Store(true)
+			s.leading.Store(true)
 			s.readyOnce.Do(func() { close(s.readyCh) })
 			s.log.Info("leader and ready")
 		}
@@ -202,22 +203,96 @@ func (s *Store) watchLeadership() {
 	}
 }
 
-// Ready reports whether this node accepts writes now (it leads and has
-// applied every entry committed before its term).
-func (s *Store) Ready() bool { return s.ready.Load() }
+// Leading reports whether this node leads and has applied every entry
+// committed before its term (leader-only work runs while it holds: the
+// health prober).
+func (s *Store) Leading() bool { return s.leading.Load() }
+
+// Ready reports whether this node is caught up and serving: the leader
+// once Leading, a follower once it knows the leader and has applied every
+// entry it knows to be committed. Writes on a ready follower are forwarded
+// to the leader (with a Forwarder).
+func (s *Store) Ready() bool {
+	if s.leading.Load() {
+		return true
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	if s.raft.State() != raft.Follower {
+		return false
+	}
+	if _, id := s.raft.LeaderWithID(); id == "" {
+		return false
+	}
+	return s.raft.AppliedIndex() >= s.raft.CommitIndex()
+}
 
 // WaitReady waits up to d for Ready.
 func (s *Store) WaitReady(d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-s.readyCh:
-		return nil
-	case <-s.done:
-		return ErrStopped
-	case <-t.C:
-		return fmt.Errorf("%w: no leadership within %s", ErrNotLeader, d)
+	tick := time.NewTicker(10 * time.Millisecond) // followers become ready without an event
+	defer tick.Stop()
+	for !s.Ready() {
+		select {
+		case <-s.readyCh:
+		case <-s.done:
+			return ErrStopped
+		case <-t.C:
+			return fmt.Errorf("%w: not caught up with a leader within %s", ErrNotLeader, d)
+		case <-tick.C:
+		}
 	}
+	return nil
+}
+
+// Forwarder sends an encoded log entry to the leader (by its ServerID)
+// and returns the leader's answer: nil, a domain error or a store error,
+// rebuilt with ErrorFrom. Called from write goroutines, concurrently.
+type Forwarder interface {
+	Forward(ctx context.Context, leaderID string, entry []byte) error
+}
+
+// SetForwarder makes writes on a follower go to the leader through f.
+// Call before the first write.
+func (s *Store) SetForwarder(f Forwarder) { s.forward = f }
+
+// Bootstrap bootstraps a node without state with every peer of
+// Config.Peers as a voter (the same configuration on every member, so
+// they form one cluster); a node with state, or already bootstrapped, is
+// left as it is. Call once the members agree on the list.
+func (s *Store) Bootstrap() error {
+	if len(s.cfg.Peers) == 0 {
+		return nil
+	}
+	conf := raft.Configuration{}
+	for _, p := range s.cfg.Peers {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+	}
+	err := s.raft.BootstrapCluster(conf).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("raftstore: bootstrap: %w", err)
+	}
+	s.log.Info("bootstrapped the cluster", "voters", len(conf.Servers))
+	return nil
+}
+
+// ApplyEntry applies an encoded entry sent by a follower (Forwarder's
+// other end): only on the leader, never forwarded again.
+func (s *Store) ApplyEntry(entry []byte) error {
+	if len(entry) == 0 {
+		return fmt.Errorf("%w: empty entry", ErrInvalidParam)
+	}
+	if _, ok := dispatch[entry[0]]; !ok {
+		return fmt.Errorf("%w: unknown entry type %d", ErrInvalidParam, entry[0])
+	}
+	return s.applyEncoded(entry, false)
 }
 
 // apply proposes one entry and returns the FSM's domain error, or a store
@@ -232,13 +307,44 @@ func (s *Store) apply(typ byte, body any) error {
 	if err != nil {
 		return err
 	}
+	return s.applyEncoded(b, true)
+}
+
+// applyEncoded applies entry b here when this node leads, or, when
+// forward is allowed, sends it to the leader; without a leader it waits
+// for one, up to ApplyTimeout.
+func (s *Store) applyEncoded(b []byte, forward bool) error {
+	typ := b[0]
 	start := time.Now()
-	if !s.ready.Load() {
-		if addr, id := s.raft.LeaderWithID(); id != "" && string(id) != s.cfg.ServerID {
-			return fmt.Errorf("%w: the leader is %s at %s", ErrNotLeader, id, addr)
-		}
-		if err := s.WaitReady(s.cfg.ApplyTimeout); err != nil {
+	for !s.leading.Load() {
+		addr, id := s.raft.LeaderWithID()
+		if id != "" && string(id) != s.cfg.ServerID {
+			if !forward || s.forward == nil {
+				return fmt.Errorf("%w: the leader is %s at %s", ErrNotLeader, id, addr)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout-time.Since(start))
+			err := s.forward.Forward(ctx, string(id), b)
+			cancel()
+			if errors.Is(err, ErrNotLeader) && time.Since(start) < s.cfg.ApplyTimeout {
+				// The leader changed (or died) under us: ask again soon.
+				s.metrics.forwarded("retry")
+				select {
+				case <-s.done:
+					return ErrStopped
+				case <-time.After(20 * time.Millisecond):
+				}
+				continue
+			}
+			s.metrics.forwarded(ErrorCode(err))
 			return err
+		}
+		select {
+		case <-s.done:
+			return ErrStopped
+		case <-time.After(10 * time.Millisecond): // waiting for an election
+		}
+		if time.Since(start) >= s.cfg.ApplyTimeout {
+			return fmt.Errorf("%w: no leader within %s", ErrNotLeader, s.cfg.ApplyTimeout)
 		}
 	}
 	left := s.cfg.ApplyTimeout - time.Since(start)
@@ -306,6 +412,12 @@ func (s *Store) PutServiceMeta(key naming.ServiceKey, m naming.ServiceMeta) erro
 	return s.apply(cmdPutServiceMeta, putServiceMetaCmd{Key: key, Meta: m})
 }
 
+// SetHealth records the health prober's verdict on a persistent instance
+// through the log, so that every member serves it.
+func (s *Store) SetHealth(key naming.ServiceKey, a naming.Addr, healthy bool) error {
+	return s.apply(cmdSetHealth, setHealthCmd{Key: key, Addr: a, Healthy: healthy})
+}
+
 // RemoveService drops a service's metadata and overrides; ErrServiceNotEmpty
 // while it has persistent instances.
 func (s *Store) RemoveService(key naming.ServiceKey) error {
@@ -359,11 +471,20 @@ func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 // idempotent; Raft's shutdown is bounded by its own timers.
 func (s *Store) Stop() error {
 	s.stopOnce.Do(func() {
+		if s.leading.Load() && len(s.cfg.Peers) > 1 {
+			// Graceful stop of the leader: hand leadership over first, so
+			// writes pause for one transfer instead of an election timeout.
+			if err := s.raft.LeadershipTransfer().Error(); err != nil {
+				s.log.Warn("leadership transfer", "err", err)
+			} else {
+				s.log.Info("leadership transferred")
+			}
+		}
 		close(s.done)
 		err := s.raft.Shutdown().Error()
 		s.wg.Wait()
 		s.metrics.setState(raft.Shutdown)
-		s.ready.Store(false)
+		s.leading.Store(false)
 		if nt, ok := s.trans.(*raft.NetworkTransport); ok {
 			nt.CloseStreams() // pooled connections: lets peers' readers end
 		}
@@ -404,4 +525,80 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		w.l.Log(context.Background(), level, line, "from", "raft")
 	}
 	return len(p), nil
+}
+
+// ReadIndexer asks the leader (by its ServerID) for its read index:
+// ReadIndex run there. The cluster transport implements it next to
+// Forwarder; without one a follower cannot serve a linearizable read.
+type ReadIndexer interface {
+	ReadIndex(ctx context.Context, leaderID string) (uint64, error)
+}
+
+// ReadIndex is the leader's half of a linearizable read (after Raft's
+// ReadIndex, §6.4 of the thesis): the index of the last command this
+// leader applied, returned once a quorum has confirmed it still leads, so
+// no newer leader can have acknowledged a write this index does not cover.
+// On a follower it is ErrNotLeader.
+func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	if !s.leading.Load() {
+		return 0, fmt.Errorf("%w: read index asked of a follower", ErrNotLeader)
+	}
+	// Every acknowledged write was applied here before its caller got the
+	// answer, so the last applied command covers them all; confirming the
+	// leadership afterwards proves no newer leader acknowledged more.
+	idx := s.fsm.applied.Load()
+	done := make(chan error, 1)
+	go func() { done <- s.raft.VerifyLeader().Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return idx, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: leadership not confirmed: %v", ErrTimeout, ctx.Err())
+	case <-s.done:
+		return 0, ErrStopped
+	}
+}
+
+// Linearize makes the next local read linearizable: it gets the leader's
+// read index (locally when leading, else through the ReadIndexer) and
+// waits until this node has applied up to it. Reads without it are local
+// and may lag the leader by the replication delay. Bounded by ctx and by
+// ApplyTimeout.
+func (s *Store) Linearize(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	var idx uint64
+	var err error
+	if s.leading.Load() {
+		idx, err = s.ReadIndex(ctx)
+	} else {
+		_, id := s.raft.LeaderWithID()
+		ri, ok := s.forward.(ReadIndexer)
+		switch {
+		case id == "":
+			return fmt.Errorf("%w: no leader known for a linearizable read", ErrNotLeader)
+		case !ok:
+			return fmt.Errorf("%w: this node cannot ask the leader for a read index", ErrNotLeader)
+		}
+		idx, err = ri.ReadIndex(ctx, string(id))
+	}
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for s.fsm.applied.Load() < idx {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: applied %d, read index %d: %v", ErrTimeout, s.fsm.applied.Load(), idx, ctx.Err())
+		case <-s.done:
+			return ErrStopped
+		}
+	}
+	s.metrics.linearizedRead()
+	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferrysync/ferry/registryclient"
 	"github.com/ferrysync/ferry/store"
 	"github.com/ferrysync/ferry/syncer"
@@ -30,6 +32,9 @@ func (r *clientRegistry) List(ctx context.Context, svc syncer.ServiceRef) ([]syn
 	if err != nil {
 		return nil, err
 	}
+	// What we keep comes back as an equal copy: hold the kept metadata
+	// instead (the engine adopts the listing as its registered state).
+	r.c.ShareKept(ref(svc), info.Hosts)
 	out := make([]syncer.Instance, 0, len(info.Hosts))
 	for _, h := range info.Hosts {
 		out = append(out, syncer.Instance{IP: h.IP, Port: h.Port, Weight: h.Weight, Enabled: h.Enabled,
@@ -64,12 +69,13 @@ func (a *appModes) Mode(app string) syncer.AppMode {
 
 func (a *appModes) Changed() <-chan struct{} { return a.changed }
 
-// refresh reloads the table; an error keeps the last known modes.
-func (a *appModes) refresh(ctx context.Context) {
+// refresh reloads the table and reports whether it could; an error keeps
+// the last known modes.
+func (a *appModes) refresh(ctx context.Context) bool {
 	apps, err := a.st.ListApps(ctx, "")
 	if err != nil {
 		a.log.Warn("app modes: reload failed, keeping the last known modes", "err", err)
-		return
+		return false
 	}
 	next := make(map[string]syncer.AppMode, len(apps))
 	for _, app := range apps {
@@ -84,13 +90,14 @@ func (a *appModes) refresh(ctx context.Context) {
 		}
 	}
 	if same {
-		return
+		return true
 	}
 	a.modes.Store(&next)
 	select {
 	case a.changed <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 func (a *appModes) run(ctx context.Context, every time.Duration) {
@@ -106,6 +113,13 @@ func (a *appModes) run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// eventLinger is how long the event writer waits for more events after the
+// first of a batch; eventBatch caps a batch.
+const (
+	eventLinger = 200 * time.Millisecond
+	eventBatch  = 256
+)
+
 // eventSink buffers engine events and writes them to the store in batches
 // from one goroutine; when the buffer is full events are dropped and counted
 // (Record never blocks the engine).
@@ -119,6 +133,21 @@ type eventSink struct {
 
 func newEventSink(st *store.Store, log *slog.Logger, size int) *eventSink {
 	return &eventSink{st: st, log: log, ch: make(chan syncer.Event, size)}
+}
+
+// collectors are the buffer's bound and losses on /metrics.
+func (e *eventSink) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ferry_worker_events_buffered",
+			Help: "Events waiting to be written to the store; bounded by the buffer (ferry_worker_events_buffer_size)."},
+			func() float64 { return float64(len(e.ch)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ferry_worker_events_buffer_size",
+			Help: "Capacity of the event buffer: events beyond it are dropped and counted."},
+			func() float64 { return float64(cap(e.ch)) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ferry_worker_events_dropped_total",
+			Help: "Events dropped because the buffer was full (the store too slow or unreachable)."},
+			func() float64 { return float64(e.dropped.Load()) }),
+	}
 }
 
 func (e *eventSink) Record(ev syncer.Event) {
@@ -166,16 +195,23 @@ func (e *eventSink) run(ctx context.Context) {
 				}
 			}
 		case ev := <-e.ch:
+			// Linger a little for more: a restart storm's stale-removal
+			// events (one per restart) then cost one transaction per
+			// eventLinger instead of one each.
 			batch := []store.Event{toStore(ev)}
-			for len(batch) < 256 {
+			linger := time.NewTimer(eventLinger)
+		collect:
+			for len(batch) < eventBatch {
 				select {
 				case ev := <-e.ch:
 					batch = append(batch, toStore(ev))
-					continue
-				default:
+				case <-linger.C:
+					break collect
+				case <-ctx.Done():
+					break collect
 				}
-				break
 			}
+			linger.Stop()
 			flush(batch)
 		}
 	}

@@ -147,6 +147,12 @@ func (r *clientRegistry) Deregister(ctx context.Context, svc syncer.ServiceRef, 
 	return r.c.Forget(ctx, ref(svc), addrs...)
 }
 
+// LightOnly switches svc's merged beats to light beats only (or back).
+// Connection-bound instances (fallback) need no beats: nothing to do.
+func (r *clientRegistry) LightOnly(svc syncer.ServiceRef, on bool) {
+	r.c.LightOnly(ref(svc), on)
+}
+
 func (r *clientRegistry) Release(svc syncer.ServiceRef) {
 	r.c.Release(ref(svc))
 	if r.fallback.Load() {

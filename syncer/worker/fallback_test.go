@@ -84,14 +84,7 @@ func TestWorkerNacosFallback(t *testing.T) {
 	lcfg.Servers = []string{zks.Addr()}
 	lcfg.Services, lcfg.Instances = 4, 3
 	lcfg.WithNacosShare, lcfg.VersionShare, lcfg.GroupShare = 0, 0, 0
-	loader, err := zkload.Connect(ctx, lcfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loader.Close()
-	if _, err := loader.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
+	loader := seedZK(ctx, t, lcfg)
 	node := startNacosNode(t)
 	stk := &stack{zk: zks, loader: loader, regAddr: node.addr()}
 	w, err := Start(ctx, stk.workerConfig(t, ""), testLogger(t))

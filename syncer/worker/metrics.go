@@ -2,8 +2,10 @@ package worker
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Registry modes, the values of ferry_sync_registry_mode's mode label.
@@ -36,4 +38,45 @@ func newModeGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
 		}
 	}
 	return g
+}
+
+// gatherers is the metrics of the parts that come and go (engines, shared
+// watchers and clients): each has its own registry, so a restarted task
+// registers its metrics again without a collision; /metrics gathers the
+// worker's registry and these.
+type gatherers struct {
+	mu   sync.Mutex // guards regs
+	regs map[*prometheus.Registry]struct{}
+}
+
+func newGatherers() *gatherers { return &gatherers{regs: map[*prometheus.Registry]struct{}{}} }
+
+// add returns a new registry (gathered until remove) and a registerer on
+// it that adds labels to every metric.
+func (g *gatherers) add(labels prometheus.Labels) (*prometheus.Registry, prometheus.Registerer) {
+	r := prometheus.NewRegistry()
+	g.mu.Lock()
+	g.regs[r] = struct{}{}
+	g.mu.Unlock()
+	return r, prometheus.WrapRegistererWith(labels, r)
+}
+
+func (g *gatherers) remove(r *prometheus.Registry) {
+	if r == nil {
+		return
+	}
+	g.mu.Lock()
+	delete(g.regs, r)
+	g.mu.Unlock()
+}
+
+// Gather implements prometheus.Gatherer.
+func (g *gatherers) Gather() ([]*dto.MetricFamily, error) {
+	g.mu.Lock()
+	list := make(prometheus.Gatherers, 0, len(g.regs))
+	for r := range g.regs {
+		list = append(list, r)
+	}
+	g.mu.Unlock()
+	return list.Gather()
 }

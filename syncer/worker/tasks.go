@@ -1,11 +1,17 @@
 package worker
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/ferrysync/ferry/registryclient"
 	"github.com/ferrysync/ferry/store"
+	"github.com/ferrysync/ferry/zkwatch"
 )
 
 // taskSpec is one running task resolved against its clusters: everything an
@@ -22,6 +28,11 @@ type taskSpec struct {
 	// group): a service one of them covers is theirs, so two tasks never
 	// sync, beat or remove the same registry service.
 	shadows []store.SyncTask
+	// credsFrom is set when reg's own credentials differ from those of the
+	// lowest-id registry row naming the same servers: one place is one
+	// identity (its tasks share one client), so the task logs in with that
+	// row's credentials and says so at start.
+	credsFrom *store.RegistryCluster
 	// fp changes when anything above that matters changes.
 	fp string
 }
@@ -37,8 +48,32 @@ func taskName(id int64) string { return fmt.Sprintf("task-%d", id) }
 func (s *taskSpec) marker() string { return fmt.Sprintf("zk-%d", s.zk.ID) }
 
 // destKey identifies where a task's instances live and who may adopt them.
+// The registry is named by its servers (place), not by its row: two
+// registry-cluster rows naming the same servers are one place, so their
+// tasks shadow each other instead of registering and beating every
+// instance twice.
 func (s *taskSpec) destKey() string {
-	return fmt.Sprintf("%d|%d|%s|%s", s.zk.ID, s.reg.ID, s.namespace, s.group)
+	return fmt.Sprintf("%d|%s|%s|%s", s.zk.ID, s.place(), s.namespace, s.group)
+}
+
+// place is the registry's canonical server list: each server parsed
+// ("host:port" or "host:port/grpcPort"), the host lower-cased, sorted,
+// duplicates dropped. An unparsable entry stays as written.
+func (s *taskSpec) place() string {
+	seen := map[string]bool{}
+	var out []string
+	for _, raw := range s.reg.ServerList {
+		k := strings.TrimSpace(raw)
+		if srv, err := registryclient.ParseServer(k); err == nil {
+			k = strings.ToLower(srv.Host) + ":" + strconv.Itoa(srv.Port) + "/" + strconv.Itoa(srv.GRPCPort)
+		}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }
 
 // zkKey identifies a shareable ZooKeeper watcher.
@@ -46,17 +81,20 @@ func (s *taskSpec) zkKey() string {
 	return fmt.Sprintf("%d|%s|%s|%d", s.zk.ID, s.zk.ConnectString, s.zk.Root, s.zk.SessionTimeoutMS)
 }
 
-// clientKey identifies a shareable registry client: per registry cluster
-// and namespace, and per source ZooKeeper cluster, because a client beats
+// clientKey identifies a shareable registry client: per registry place
+// (its servers, whichever rows name them) and namespace, and per source ZooKeeper cluster, because a client beats
 // one instance set per registry service (Keep replaces it) and two
 // ZooKeeper clusters may feed the same service name.
 func (s *taskSpec) clientKey() string {
-	return fmt.Sprintf("%d|%s|%s|zk%d", s.reg.ID, strings.Join(s.reg.ServerList, ","), s.namespace, s.zk.ID)
+	return fmt.Sprintf("%s|%s|zk%d", s.place(), s.namespace, s.zk.ID)
 }
 
 // covers reports whether the task syncs ZooKeeper service svc: its scope
 // and patterns match, and no lower-id task on the same destination does.
+// An interface's mapping (zkwatch.MappingKey) is covered with the
+// interface; an application's key (zkwatch.AppKey) is matched as it is.
 func (s *taskSpec) covers(svc string) bool {
+	svc = strings.TrimPrefix(svc, zkwatch.MappingKeyPrefix)
 	if !s.task.Matches(svc) {
 		return false
 	}
@@ -98,8 +136,16 @@ func resolve(tasks []store.SyncTask, zks []store.ZKCluster, regs []store.Registr
 		zkByID[c.ID] = c
 	}
 	regByID := make(map[int64]store.RegistryCluster, len(regs))
+	// identity: per place, the lowest-id row naming those servers; its
+	// credentials log in every task on the place (a shared client has one
+	// login, and which task started first must not decide it).
+	identity := map[string]store.RegistryCluster{}
 	for _, c := range regs {
 		regByID[c.ID] = c
+		p := (&taskSpec{reg: c}).place()
+		if cur, ok := identity[p]; !ok || c.ID < cur.ID {
+			identity[p] = c
+		}
 	}
 	var specs []*taskSpec
 	var rejected []rejection
@@ -133,6 +179,10 @@ func resolve(tasks []store.SyncTask, zks []store.ZKCluster, regs []store.Registr
 			continue
 		}
 		s := &taskSpec{task: t, zk: zk, reg: reg, namespace: reg.Namespace, group: reg.GroupName}
+		if id := identity[s.place()]; id.ID != reg.ID && (id.Username != reg.Username || id.Password != reg.Password) {
+			s.reg.Username, s.reg.Password = id.Username, id.Password
+			s.credsFrom = &id
+		}
 		if s.namespace == "" {
 			s.namespace = "public"
 		}
@@ -167,10 +217,23 @@ func fingerprint(s *taskSpec) string {
 		Registry []string
 		Kind     store.RegistryKind
 		Shadows  []filter
-	}{Task: f(s.task), ZK: s.zkKey(), Reg: s.destKey(), Registry: s.reg.ServerList, Kind: s.reg.Kind}
+		// Creds: a changed login restarts the task on a new client (a
+		// digest, so the fingerprint never holds the password).
+		Creds string
+	}{Task: f(s.task), ZK: s.zkKey(), Reg: s.destKey(), Registry: s.reg.ServerList, Kind: s.reg.Kind,
+		Creds: credsDigest(s.reg.Username, s.reg.Password)}
 	for _, sh := range s.shadows {
 		v.Shadows = append(v.Shadows, f(sh))
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// credsDigest identifies a login without holding it.
+func credsDigest(user, password string) string {
+	if user == "" && password == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(user + "\x00" + password))
+	return hex.EncodeToString(sum[:8])
 }

@@ -100,3 +100,71 @@ func TestResolve(t *testing.T) {
 		t.Errorf("zkRoot = %q", got)
 	}
 }
+
+// Two registry-cluster rows naming the same servers (in another order and
+// case) are one place: a later full task into the second row is shadowed
+// by the first (no double registration) and shares its client.
+func TestResolveSameServersOnePlace(t *testing.T) {
+	zks := []store.ZKCluster{{ID: 1, Name: "zk", ConnectString: "h1:2181", Root: "/dubbo"}}
+	regs := []store.RegistryCluster{
+		{ID: 10, Name: "reg-a", ServerList: []string{"R1:8848", "r2:8848"}},
+		{ID: 11, Name: "reg-b", ServerList: []string{"r2:8848", "r1:8848/9848"}},
+		{ID: 12, Name: "reg-c", ServerList: []string{"r3:8848"}},
+	}
+	tasks := []store.SyncTask{
+		{ID: 1, SourceClusterID: 1, DestClusterID: 10, Scope: store.ScopeFull, State: store.TaskRunning},
+		{ID: 2, SourceClusterID: 1, DestClusterID: 11, Scope: store.ScopeFull, State: store.TaskRunning},
+		{ID: 3, SourceClusterID: 1, DestClusterID: 12, Scope: store.ScopeFull, State: store.TaskRunning},
+	}
+	specs, rejected := resolve(tasks, zks, regs)
+	if len(specs) != 3 || len(rejected) != 0 {
+		t.Fatalf("specs %v rejected %v", specs, rejected)
+	}
+	if specs[0].destKey() != specs[1].destKey() || specs[0].clientKey() != specs[1].clientKey() {
+		t.Fatalf("same servers, two places: %q / %q", specs[0].destKey(), specs[1].destKey())
+	}
+	if specs[1].covers("org.foo.Bar") || !specs[0].covers("org.foo.Bar") {
+		t.Fatal("the second row's task is not shadowed by the first")
+	}
+	if specs[2].destKey() == specs[0].destKey() || !specs[2].covers("org.foo.Bar") {
+		t.Fatal("other servers must be another place")
+	}
+}
+
+// Two rows naming the same servers with other credentials: every task on
+// the place logs in as the lowest-id row (whichever task starts first must
+// not pick the login of their shared client), the other is told so, and a
+// changed password restarts the tasks (their fingerprint moves).
+func TestResolveSamePlaceOneLogin(t *testing.T) {
+	zks := []store.ZKCluster{{ID: 1, Name: "zk", ConnectString: "h1:2181", Root: "/dubbo"}}
+	regs := []store.RegistryCluster{
+		{ID: 11, Name: "reg-b", ServerList: []string{"r1:8848"}, Username: "bob", Password: "pw-b"},
+		{ID: 10, Name: "reg-a", ServerList: []string{"R1:8848"}, Username: "ann", Password: "pw-a"},
+	}
+	tasks := []store.SyncTask{
+		{ID: 1, SourceClusterID: 1, DestClusterID: 11, Scope: store.ScopeFull, State: store.TaskRunning},
+		{ID: 2, SourceClusterID: 1, DestClusterID: 10, Scope: store.ScopeFull, State: store.TaskRunning},
+	}
+	specs, rejected := resolve(tasks, zks, regs)
+	if len(specs) != 2 || len(rejected) != 0 {
+		t.Fatalf("specs %v rejected %v", specs, rejected)
+	}
+	for _, s := range specs {
+		if s.reg.Username != "ann" || s.reg.Password != "pw-a" {
+			t.Fatalf("task %d logs in as %q, want reg-a's ann", s.task.ID, s.reg.Username)
+		}
+	}
+	if specs[0].credsFrom == nil || specs[0].credsFrom.ID != 10 || specs[1].credsFrom != nil {
+		t.Fatalf("credsFrom = %v, %v: want the reg-b task told it uses reg-a's login", specs[0].credsFrom, specs[1].credsFrom)
+	}
+	if strings.Contains(specs[0].fp, "pw-a") {
+		t.Fatal("the fingerprint holds the password")
+	}
+	regs[1].Password = "pw-a2"
+	again, _ := resolve(tasks, zks, regs)
+	for i := range again {
+		if again[i].fp == specs[i].fp {
+			t.Fatalf("task %d: a changed password leaves the fingerprint as it was", specs[i].task.ID)
+		}
+	}
+}

@@ -2,29 +2,28 @@
 // the store (tasks and clusters, leases, app modes, events) and one sync
 // engine per running task, on a ZooKeeper watcher shared per ZooKeeper
 // cluster and a registry client with merged beats shared per registry
-// cluster and namespace; plus the worker's HTTP endpoint (/metrics,
-// /api/status, /api/confirm-removals). A task manager follows the store:
-// tasks started, paused, deleted or edited take effect within TaskPoll.
+// cluster and namespace. A task manager follows the store: tasks started,
+// paused, deleted or edited take effect within TaskPoll. The worker serves
+// no HTTP itself: the console (package web, wired by `ferry sync`) serves
+// /metrics, /api/status and /api/confirm-removals from Status, Confirm and
+// Gatherer.
 package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ferrysync/ferry/internal/diag"
 	"github.com/ferrysync/ferry/store"
 	"github.com/ferrysync/ferry/syncer"
 )
@@ -47,8 +46,19 @@ type Config struct {
 	Registry  []string
 	Namespace string
 	Group     string
-	// HTTP is the worker's listen address for /metrics and /api/status;
-	// empty disables it.
+	// RegistryUser and RegistryPassword seed the registry cluster row's
+	// credentials (ferry sync -registry-user, FERRY_REGISTRY_PASSWORD).
+	RegistryUser     string
+	RegistryPassword string
+	// RegistryCAFile makes the registry clients use TLS trusting this PEM
+	// file (ferry sync -registry-ca).
+	RegistryCAFile string
+	// Secrets encrypt the registry passwords in the store (nil: none may
+	// be stored).
+	Secrets *store.Secrets
+	// HTTP is the address the console listens on for this worker (it is
+	// recorded as the worker's address in the store); the worker does not
+	// listen on it itself.
 	HTTP string
 	// WorkerID names this worker in leases, markers and events; empty means
 	// hostname-pid.
@@ -61,10 +71,40 @@ type Config struct {
 	Engine syncer.Config
 	// AppPoll is how often app modes are re-read from the store.
 	AppPoll time.Duration
+	// RegistryGiveUp: a worker whose registry client has had no connection
+	// for this long gives its shards up to the other live workers
+	// (store.Lessor.SetDraining), so that its instances are beaten by one
+	// that reaches the registry; it takes its share again once connected.
+	// 0 disables. The default (4 s) plus the hand-over (about one renew
+	// period and a reconcile) stays inside the registry's 15 s unhealthy
+	// mark even for an instance last beaten a beat period (5 s) before
+	// the cut.
+	RegistryGiveUp time.Duration
+	// RegistryDialer, when set, opens the registry clients' connections
+	// (fault-injection tests); nil dials directly.
+	RegistryDialer func(ctx context.Context, addr string) (net.Conn, error)
 	// TaskPoll is how often tasks and clusters are re-read from the store;
 	// a task started, paused, deleted or edited (or one of its clusters
 	// edited) takes effect within it.
 	TaskPoll time.Duration
+	// SettingsPoll is how often the store's settings generation is read;
+	// when it moved (a cluster, task or app changed), app modes and tasks
+	// are reloaded at once and the generation applied is reported in the
+	// worker's heartbeat (Status.AppliedGeneration).
+	SettingsPoll time.Duration
+	// CommandPoll is how often cluster-wide commands (confirm removals,
+	// resync a service) are polled; each is applied and acked once.
+	CommandPoll time.Duration
+	// CountsInterval is how often the per-app and per-service counts of
+	// the services this worker owns, and the current minute's metric
+	// history, are written to the store for the console.
+	CountsInterval time.Duration
+	// Retention prunes old events, dead workers (with their task status
+	// and count rows), metric history and expired commands on a cron
+	// schedule (store.Retention; Logger is set here). Every worker runs it:
+	// the deletes are idempotent, so N workers prune N times, harmlessly.
+	// An empty Schedule disables it.
+	Retention store.RetentionConfig
 }
 
 // DefaultConfig is a worker on the embedded SQLite store against a local
@@ -83,6 +123,11 @@ func DefaultConfig() Config {
 		Engine:           syncer.DefaultConfig(),
 		AppPoll:          2 * time.Second,
 		TaskPoll:         2 * time.Second,
+		SettingsPoll:     time.Second,
+		CommandPoll:      2 * time.Second,
+		CountsInterval:   5 * time.Second,
+		Retention:        store.DefaultRetentionConfig(),
+		RegistryGiveUp:   4 * time.Second,
 		Version:          "dev",
 	}
 }
@@ -105,6 +150,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: AppPoll %v must be > 0", ErrConfig, c.AppPoll)
 	case c.TaskPoll <= 0:
 		return fmt.Errorf("%w: TaskPoll %v must be > 0", ErrConfig, c.TaskPoll)
+	case c.SettingsPoll <= 0:
+		return fmt.Errorf("%w: SettingsPoll %v must be > 0", ErrConfig, c.SettingsPoll)
+	case c.CommandPoll <= 0:
+		return fmt.Errorf("%w: CommandPoll %v must be > 0", ErrConfig, c.CommandPoll)
+	case c.CountsInterval <= 0:
+		return fmt.Errorf("%w: CountsInterval %v must be > 0", ErrConfig, c.CountsInterval)
+	case c.RegistryGiveUp < 0:
+		return fmt.Errorf("%w: RegistryGiveUp %v must be ≥ 0 (0: never)", ErrConfig, c.RegistryGiveUp)
+	}
+	if c.Retention.Schedule != "" {
+		if err := c.Retention.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
 	}
 	return nil
 }
@@ -124,9 +182,13 @@ type Worker struct {
 	ownFan *fanout // the lessor's Changed, to every engine
 	appFan *fanout // the app modes' Changed, to every engine
 	mgr    *manager
-
-	httpSrv *http.Server
-	httpLis net.Listener
+	ret    *store.Retention // nil when disabled
+	// applied is the settings generation applied (settings.go).
+	applied atomic.Int64
+	// startedAt is when the worker started, by the database's clock (zero
+	// if it could not be read): commands issued before do not confirm
+	// removals here (commands.go).
+	startedAt time.Time
 
 	cancel    context.CancelFunc // the worker's loops
 	mgrCancel context.CancelFunc // the task reloads (ended first at Stop)
@@ -154,9 +216,11 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 	}
 	w := &Worker{cfg: cfg, log: logger.With("subsystem", "worker", "worker", cfg.WorkerID), logger: logger,
 		prom: prometheus.NewRegistry(), gather: newGatherers(), ownFan: newFanout(), appFan: newFanout()}
-	w.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := diag.RegisterRuntime(w.prom); err != nil {
+		return nil, err
+	}
 
-	st, err := openStore(ctx, cfg.DB, logger, w.log)
+	st, err := openStore(ctx, cfg.DB, logger, w.log, store.WithSecrets(cfg.Secrets))
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +238,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 
 	lcfg := cfg.Lessor
 	lcfg.WorkerID, lcfg.Version, lcfg.Logger, lcfg.Registerer = cfg.WorkerID, cfg.Version, logger, w.prom
+	lcfg.Generation = w.applied.Load
 	if lcfg.Address == "" {
 		lcfg.Address = cfg.HTTP
 	}
@@ -181,10 +246,18 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 		return nil, err
 	}
 
+	if now, err := st.Now(ctx); err == nil {
+		w.startedAt = now
+	}
+	// The generation is read before the settings it stands for.
+	gen, genErr := st.SettingsGeneration(ctx)
 	w.apps = newAppModes(st, w.log)
-	w.apps.refresh(ctx)
+	appsOK := w.apps.refresh(ctx)
 	w.events = newEventSink(st, w.log, 4096)
-	w.mgr = newManager(w)
+	w.prom.MustRegister(w.events.collectors()...)
+	w.mgr = newManager(managerDeps{st: st, lessor: w.lessor, apps: w.apps, events: w.events, ownFan: w.ownFan,
+		appFan: w.appFan, gather: w.gather, log: w.log, logger: logger, workerID: cfg.WorkerID, engine: cfg.Engine,
+		registryDialer: cfg.RegistryDialer, registryCAFile: cfg.RegistryCAFile, taskPoll: cfg.TaskPoll, status: w.Status})
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
@@ -194,23 +267,70 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 	go func() { defer w.wg.Done(); w.ownFan.run(runCtx, w.lessor.Changed()) }()
 	go func() { defer w.wg.Done(); w.appFan.run(runCtx, w.apps.Changed()) }()
 
+	if cfg.Retention.Schedule != "" {
+		rcfg := cfg.Retention
+		rcfg.Logger = w.log
+		if w.ret, err = store.NewRetention(st, rcfg); err != nil {
+			return nil, err
+		}
+		w.ret.Start()
+	}
 	if err := w.lessor.Start(); err != nil {
 		return nil, err
 	}
 	// The first converge runs here, so the tasks run when Start returns.
-	w.mgr.converge(ctx)
+	if tasksOK := w.mgr.converge(ctx); tasksOK && appsOK && genErr == nil {
+		w.applied.Store(gen)
+	}
 	mgrCtx, mgrCancel := context.WithCancel(runCtx)
 	w.mgrCancel = mgrCancel
-	w.wg.Add(1)
+	w.wg.Add(4)
 	go func() { defer w.wg.Done(); w.mgr.run(mgrCtx, cfg.TaskPoll) }()
-	if cfg.HTTP != "" {
-		if err := w.serveHTTP(); err != nil {
-			return nil, err
-		}
+	go func() { defer w.wg.Done(); w.writeCounts(mgrCtx, cfg.CountsInterval) }()
+	go func() { defer w.wg.Done(); w.followSettings(mgrCtx, cfg.SettingsPoll) }()
+	go func() { defer w.wg.Done(); w.followCommands(mgrCtx, cfg.CommandPoll) }()
+	if cfg.RegistryGiveUp > 0 {
+		w.wg.Add(1)
+		go func() { defer w.wg.Done(); w.watchRegistry(mgrCtx, cfg.RegistryGiveUp) }()
 	}
 	ok = true
-	w.log.Info("sync worker started", "tasks", len(w.Status().Tasks), "http", w.HTTPAddr())
+	w.log.Info("sync worker started", "tasks", len(w.Status().Tasks), "address", cfg.HTTP)
 	return w, nil
+}
+
+// registryUnreachable reports whether some registry client in use has had
+// no connection for longer than giveUp.
+func (w *Worker) registryUnreachable(giveUp time.Duration) bool {
+	for _, c := range w.mgr.clientShares() {
+		if since := c.c.DisconnectedSince(); !since.IsZero() && time.Since(since) > giveUp {
+			return true
+		}
+	}
+	return false
+}
+
+// watchRegistry drains the lessor while a registry is unreachable for
+// longer than giveUp (the lessor hands the shards over only when another
+// live worker exists), and ends draining once every client is connected.
+func (w *Worker) watchRegistry(ctx context.Context, giveUp time.Duration) {
+	t := time.NewTicker(min(giveUp/4, 500*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cut := w.registryUnreachable(giveUp)
+		if cut != w.lessor.Draining() {
+			if cut {
+				w.log.Warn("registry unreachable: giving the shards up to a worker that reaches it", "after", giveUp)
+			} else {
+				w.log.Info("registry reachable again: taking a share of the shards again")
+			}
+			w.lessor.SetDraining(cut)
+		}
+	}
 }
 
 // Reload makes the worker re-read its tasks and clusters now instead of at
@@ -218,12 +338,15 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Worker, error
 func (w *Worker) Reload() { w.mgr.reload() }
 
 // openStore retries until the database answers or ctx ends.
-func openStore(ctx context.Context, dsn string, logger, log *slog.Logger) (*store.Store, error) {
+func openStore(ctx context.Context, dsn string, logger, log *slog.Logger, opts ...store.Option) (*store.Store, error) {
 	backoff := 500 * time.Millisecond
 	for {
-		st, err := store.Open(ctx, dsn, logger)
+		st, err := store.Open(ctx, dsn, logger, opts...)
 		if err == nil {
 			return st, nil
+		}
+		if errors.Is(err, store.ErrSecret) || errors.Is(err, store.ErrNoSecretKey) {
+			return nil, err // a key problem does not heal by retrying
 		}
 		log.Error("store not reachable; retrying", "err", err, "in", backoff)
 		select {
@@ -276,7 +399,8 @@ func ensureTaskOnce(ctx context.Context, st *store.Store, cfg Config, reuse bool
 	zc := &store.ZKCluster{Name: "zk-" + strings.Join(cfg.ZK, ","), ConnectString: strings.Join(cfg.ZK, ","),
 		Root: "/" + strings.Trim(cfg.ZKRoot, "/"), SessionTimeoutMS: cfg.ZKSessionTimeout.Milliseconds()}
 	rc := &store.RegistryCluster{Name: "registry-" + strings.Join(cfg.Registry, ","), Kind: store.RegistryBundled,
-		ServerList: cfg.Registry, Namespace: cfg.Namespace, GroupName: cfg.Group}
+		ServerList: cfg.Registry, Namespace: cfg.Namespace, GroupName: cfg.Group,
+		Username: cfg.RegistryUser, Password: cfg.RegistryPassword}
 	if reuse {
 		// The clusters exist with no live task using them (only deleted
 		// tasks did): use them again.
@@ -313,74 +437,23 @@ func ensureTaskOnce(ctx context.Context, st *store.Store, cfg Config, reuse bool
 	return t, nil
 }
 
-func (w *Worker) serveHTTP() error {
-	lis, err := net.Listen("tcp", w.cfg.HTTP)
-	if err != nil {
-		return fmt.Errorf("worker: HTTP listen %s: %w", w.cfg.HTTP, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{w.prom, w.gather},
-		promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	mux.HandleFunc("GET /api/status", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(rw).Encode(w.Status())
-	})
-	// An operator confirms removals held by the mass-removal guard: of every
-	// task, or of one (?task=ID).
-	mux.HandleFunc("POST /api/confirm-removals", func(rw http.ResponseWriter, r *http.Request) {
-		var id int64
-		if q := r.URL.Query().Get("task"); q != "" {
-			n, err := strconv.ParseInt(strings.TrimPrefix(q, "task-"), 10, 64)
-			if err != nil || n <= 0 {
-				http.Error(rw, fmt.Sprintf("task %q: want a task id", q), http.StatusBadRequest)
-				return
-			}
-			id = n
-		}
-		if n := w.Confirm(id); n == 0 && id != 0 {
-			http.Error(rw, fmt.Sprintf("task %d is not running on this worker", id), http.StatusNotFound)
-			return
-		}
-		w.log.Warn("held mass removal confirmed over HTTP", "task", id)
-		rw.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(rw).Encode(w.Status())
-	})
-	w.httpLis = lis
-	w.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		if err := w.httpSrv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			w.log.Error("http serve", "err", err)
-		}
-	}()
-	return nil
-}
-
 // Confirm releases the removals held by the mass-removal guard of the task
 // with id (0: of every running task) and returns how many engines it told.
 func (w *Worker) Confirm(id int64) int {
-	w.mgr.mu.Lock()
-	var engines []*syncer.Engine
-	for tid, r := range w.mgr.running {
-		if id == 0 || tid == id {
-			engines = append(engines, r.engine)
-		}
-	}
-	w.mgr.mu.Unlock()
+	engines := w.mgr.engines(id)
 	for _, e := range engines {
 		e.Confirm()
 	}
 	return len(engines)
 }
 
-// HTTPAddr is the worker's HTTP address ("" when disabled).
-func (w *Worker) HTTPAddr() string {
-	if w.httpLis == nil {
-		return ""
-	}
-	return w.httpLis.Addr().String()
-}
+// Store is the worker's store (the console shares its pool). It is
+// closed by Stop: stop the console first.
+func (w *Worker) Store() *store.Store { return w.st }
+
+// Gatherer is the worker's metrics: its own registry and those of the
+// engines, watchers and clients that come and go.
+func (w *Worker) Gatherer() prometheus.Gatherer { return prometheus.Gatherers{w.prom, w.gather} }
 
 // Status is what /api/status answers.
 type Status struct {
@@ -394,6 +467,18 @@ type Status struct {
 	// shared by all tasks).
 	Engine    syncer.Status
 	OwnedKeys int
+	// StoreReachable is false while the store does not answer the lessor;
+	// StoreDownSince says since when. KeptShards are the shards kept alive
+	// meanwhile with light beats only (no registration, no deregistration).
+	StoreReachable bool
+	StoreDownSince *time.Time `json:",omitempty"`
+	KeptShards     int
+	// Draining: a registry has been unreachable longer than RegistryGiveUp,
+	// so the worker gives its shards up (when another live worker exists).
+	Draining bool
+	// AppliedGeneration is the settings generation this worker has applied
+	// (reported in its heartbeat row).
+	AppliedGeneration int64
 	// Tasks lists every task of the store but deleted ones, by id.
 	Tasks []TaskStatus
 }
@@ -421,11 +506,22 @@ type TaskStatus struct {
 	// Nacos target).
 	RegistryMode string        `json:",omitempty"`
 	Engine       syncer.Status // zero unless Running
+	// Workers is every live worker's view of the task as written to the
+	// store (this one's included, as of its last write): running or why
+	// not, synced, its shards and counts. Empty until the first write.
+	Workers []store.TaskStatus `json:",omitempty"`
 }
 
 // Status reports the worker's state now.
 func (w *Worker) Status() Status {
 	st := Status{Worker: w.cfg.WorkerID, OwnedKeys: len(w.lessor.Owned()), Engine: syncer.Status{Skipped: map[syncer.SkipReason]int{}}}
+	st.KeptShards = len(w.lessor.Kept())
+	st.Draining = w.lessor.Draining()
+	st.AppliedGeneration = w.applied.Load()
+	st.StoreReachable = true
+	if since := w.lessor.StoreDownSince(); !since.IsZero() {
+		st.StoreReachable, st.StoreDownSince = false, &since
+	}
 	m := w.mgr
 	m.mu.Lock()
 	rows := m.rows
@@ -438,6 +534,7 @@ func (w *Worker) Status() Status {
 		problems[id] = p
 	}
 	zkNames, regNames := m.zkNames, m.regNames
+	peers := m.peers
 	m.mu.Unlock()
 	name := func(names map[int64]string, id int64) string {
 		if n, ok := names[id]; ok {
@@ -451,7 +548,8 @@ func (w *Worker) Status() Status {
 			continue
 		}
 		ts := TaskStatus{ID: t.ID, State: t.State, Scope: t.Scope, Service: t.Service, Include: t.Include, Exclude: t.Exclude,
-			ZKCluster: name(zkNames, t.SourceClusterID), RegistryCluster: name(regNames, t.DestClusterID), Error: problems[t.ID]}
+			ZKCluster: name(zkNames, t.SourceClusterID), RegistryCluster: name(regNames, t.DestClusterID), Error: problems[t.ID],
+			Workers: peers[t.ID]}
 		if r, ok := runs[t.ID]; ok {
 			ts.Running = true
 			ts.Namespace, ts.Group = r.spec.namespace, r.spec.group
@@ -465,10 +563,14 @@ func (w *Worker) Status() Status {
 			}
 			e := &st.Engine
 			e.OwnedShards = max(e.OwnedShards, ts.Engine.OwnedShards)
+			e.KeptShards = max(e.KeptShards, ts.Engine.KeptShards)
 			e.Services += ts.Engine.Services
 			e.Pending += ts.Engine.Pending
+			e.InFlight += ts.Engine.InFlight
 			e.Desired += ts.Engine.Desired
 			e.Registered += ts.Engine.Registered
+			e.AppDesired += ts.Engine.AppDesired
+			e.AppRegistered += ts.Engine.AppRegistered
 			for k, v := range ts.Engine.Skipped {
 				e.Skipped[k] += v
 			}
@@ -485,7 +587,7 @@ func (w *Worker) Status() Status {
 // Stop ends the worker in order: the task reloads and every engine (stops
 // beating, deregisters nothing), the leases (released so a successor takes
 // over at once), the registry clients and watchers, the event writer, HTTP,
-// the store. Idempotent; bounded by ctx.
+// the retention job, the store. Idempotent; bounded by ctx.
 func (w *Worker) Stop(ctx context.Context) {
 	w.once.Do(func() {
 		if w.mgrCancel != nil {
@@ -499,16 +601,24 @@ func (w *Worker) Stop(ctx context.Context) {
 				w.log.Warn("lessor stop", "err", err)
 			}
 		}
+		if w.st != nil {
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_ = w.st.DeleteTaskStatuses(dctx, w.cfg.WorkerID) // best effort: stale rows age out
+			_ = w.st.DeleteCounts(dctx, w.cfg.WorkerID)       // likewise; the new owners write theirs
+			cancel()
+		}
 		if w.mgr != nil {
 			w.mgr.closeShares()
-		}
-		if w.httpSrv != nil {
-			_ = w.httpSrv.Shutdown(ctx)
 		}
 		if w.cancel != nil {
 			w.cancel() // the event writer flushes what the engines recorded
 		}
 		w.wg.Wait()
+		if w.ret != nil {
+			if err := w.ret.Stop(ctx); err != nil {
+				w.log.Warn("retention stop", "err", err)
+			}
+		}
 		if w.st != nil {
 			_ = w.st.Close()
 		}

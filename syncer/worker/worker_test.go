@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/testlog"
 	"github.com/ferrysync/ferry/internal/zkload"
 	"github.com/ferrysync/ferry/internal/zkserver"
@@ -51,9 +52,25 @@ type stack struct {
 	regAddr string
 }
 
+// seedZK writes lcfg's catalog into ZooKeeper through a loader whose
+// session lives until the test ends.
+func seedZK(ctx context.Context, t *testing.T, lcfg zkload.Config) *zkload.Loader {
+	t.Helper()
+	loader, err := zkload.Connect(ctx, lcfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(loader.Close)
+	if _, err := loader.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return loader
+}
+
 // newStack seeds services × instances providers; a non-zero session is the
 // seeding session's timeout (its nodes are ephemeral).
-func newStack(ctx context.Context, t *testing.T, services, instances int, session time.Duration) (zkload.Config, *stack) {
+// tweak, when given, adjusts the seeding config further.
+func newStack(ctx context.Context, t *testing.T, services, instances int, session time.Duration, tweak ...func(*zkload.Config)) (zkload.Config, *stack) {
 	t.Helper()
 	zk := zkserver.ForTest(t)
 	lcfg := zkload.DefaultConfig()
@@ -63,14 +80,10 @@ func newStack(ctx context.Context, t *testing.T, services, instances int, sessio
 	if session != 0 {
 		lcfg.SessionTimeout = session
 	}
-	loader, err := zkload.Connect(ctx, lcfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range tweak {
+		f(&lcfg)
 	}
-	t.Cleanup(loader.Close)
-	if _, err := loader.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
+	loader := seedZK(ctx, t, lcfg)
 	rcfg := registryserver.DefaultConfig()
 	rcfg.Port = 0
 	rcfg.DataDir = t.TempDir()
@@ -96,15 +109,10 @@ func (s *stack) workerConfig(t *testing.T, http string) Config {
 	return cfg
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+// waitFor waits for cond and returns how long that took.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
+	return poll.Until(t, d, what, cond)
 }
 
 // TestWorkerSyncsZooKeeperIntoRegistry runs the assembled worker against a
@@ -202,28 +210,13 @@ func TestWorkerSyncsZooKeeperIntoRegistry(t *testing.T) {
 		t.Fatalf("after a bad node %s has %d instances, want %d", svc0, n, lcfg.Instances-1)
 	}
 
-	// The worker's status endpoint answers.
-	resp, err := http.Get(fmt.Sprintf("http://%s/api/status", w.HTTPAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if st.Worker != "w1" || st.Engine.Registered != lcfg.Services*lcfg.Instances-1 {
+	// The worker's status (the console's /api/status) says what it does.
+	if st := w.Status(); st.Worker != "w1" || st.Engine.Registered != lcfg.Services*lcfg.Instances-1 {
 		t.Fatalf("status = %+v, want w1 with %d registered", st, lcfg.Services*lcfg.Instances-1)
 	}
-
-	// Confirming held removals answers with the status (nothing is held).
-	resp, err = http.Post(fmt.Sprintf("http://%s/api/confirm-removals", w.HTTPAddr()), "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("confirm-removals = %d", resp.StatusCode)
+	// Confirming held removals of every task reaches the running engine.
+	if n := w.Confirm(0); n != 1 {
+		t.Fatalf("Confirm(0) told %d engines, want 1", n)
 	}
 
 	// A graceful stop deregisters nothing: a successor keeps beating them.
@@ -232,4 +225,37 @@ func TestWorkerSyncsZooKeeperIntoRegistry(t *testing.T) {
 	if n := len(hosts(t, regAddr, svc0)); n != lcfg.Instances-1 {
 		t.Fatalf("after a graceful stop %s has %d instances, want %d (nothing deregistered)", svc0, n, lcfg.Instances-1)
 	}
+}
+
+// TestWorkerSyncsServiceCreatedAfterStart: a Dubbo service that appears in
+// ZooKeeper after the worker started (its service, providers and provider
+// nodes created then) is synced like the seeded ones.
+func TestWorkerSyncsServiceCreatedAfterStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lcfg, stk := newStack(ctx, t, 2, 2, 0)
+	loader, regAddr := stk.loader, stk.regAddr
+	w, err := Start(ctx, stk.workerConfig(t, ""), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(context.Background())
+	waitFor(t, "the seeded providers in the registry", 60*time.Second, func() bool {
+		return len(hosts(t, regAddr, nacosName(loader.Interface(1)))) == lcfg.Instances
+	})
+	i := lcfg.Services // a service index beyond the seeded catalog
+	for _, p := range []string{loader.ServicePath(i), loader.ServicePath(i) + "/providers"} {
+		if _, err := loader.Conn().Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for j := 0; j < 3; j++ {
+		p := loader.ProviderPath(i, loader.ProviderURL(i, j, time.Now().UnixMilli()))
+		if _, err := loader.Conn().Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the new service's providers in the registry", 30*time.Second, func() bool {
+		return len(hosts(t, regAddr, nacosName(loader.Interface(i)))) == 3
+	})
 }

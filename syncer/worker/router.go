@@ -5,12 +5,14 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ferrysync/ferry/registryclient"
 	"github.com/ferrysync/ferry/syncer"
 	"github.com/ferrysync/ferry/zkwatch"
 )
+
+// The router: one ZooKeeper watcher per ZooKeeper cluster, shared by the
+// tasks of that cluster, and each task's view of it (a syncer.Source that
+// holds only the services the task covers).
 
 // zkShare is one ZooKeeper watcher shared by every task of its cluster. Its
 // router goroutine is the watcher's only Changes reader and hands each
@@ -168,117 +170,60 @@ func (t *taskSource) Snapshot(service string) (syncer.ServiceSnapshot, bool) {
 // Synced implements syncer.Source.
 func (t *taskSource) Synced() bool { return syncer.ZKSource{W: t.w}.Synced() }
 
+// Apps implements syncer.AppSource: the applications this task covers
+// (their key, AppKey(app), matched like a service name).
+func (t *taskSource) Apps() []string {
+	all := t.w.Apps()
+	out := all[:0:0]
+	for _, a := range all {
+		if t.covers(syncer.AppKey(a)) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// AppSnapshot implements syncer.AppSource; an application outside the
+// task does not exist for it.
+func (t *taskSource) AppSnapshot(app string) (syncer.AppSnapshot, bool) {
+	if !t.covers(syncer.AppKey(app)) {
+		return syncer.AppSnapshot{}, false
+	}
+	return syncer.AppSnapshotOf(t.w, app)
+}
+
+// AppMetadata implements syncer.AppSource.
+func (t *taskSource) AppMetadata(ctx context.Context, app, revision string) (string, bool, error) {
+	return t.w.AppMetadata(ctx, app, revision)
+}
+
+// AppMetadataPath implements syncer.AppSource.
+func (t *taskSource) AppMetadataPath(app, revision string) string {
+	return t.w.AppMetadataPath(app, revision)
+}
+
+// Mappings implements syncer.MappingSource: the interfaces this task
+// covers that have a mapping node.
+func (t *taskSource) Mappings() []string {
+	all := t.w.Mappings()
+	out := all[:0:0]
+	for _, iface := range all {
+		if t.covers(syncer.MappingKey(iface)) {
+			out = append(out, iface)
+		}
+	}
+	return out
+}
+
+// Mapping implements syncer.MappingSource.
+func (t *taskSource) Mapping(iface string) (string, bool) {
+	if !t.covers(syncer.MappingKey(iface)) {
+		return "", false
+	}
+	return t.w.Mapping(iface)
+}
+
 // ProviderExists implements syncer.Source.
 func (t *taskSource) ProviderExists(ctx context.Context, node string) (bool, error) {
 	return t.w.ProviderExists(ctx, node)
-}
-
-// clientShare is one registry client shared by the tasks of one registry
-// cluster, namespace and ZooKeeper cluster. refs is guarded by the
-// manager's mutex.
-type clientShare struct {
-	key     string
-	name    string
-	c       *registryclient.Client
-	reg     *clientRegistry // the engines' view of c, shared: it holds the fallback state
-	metrics *prometheus.Registry
-	refs    int
-}
-
-// fanout hands one coalesced signal channel (the lessor's or the app
-// modes') to every engine: each subscriber gets its own capacity-1 channel.
-type fanout struct {
-	mu   sync.Mutex // guards subs
-	subs map[chan struct{}]struct{}
-}
-
-func newFanout() *fanout { return &fanout{subs: map[chan struct{}]struct{}{}} }
-
-func (f *fanout) sub() chan struct{} {
-	ch := make(chan struct{}, 1)
-	f.mu.Lock()
-	f.subs[ch] = struct{}{}
-	f.mu.Unlock()
-	return ch
-}
-
-func (f *fanout) unsub(ch chan struct{}) {
-	f.mu.Lock()
-	delete(f.subs, ch)
-	f.mu.Unlock()
-}
-
-func (f *fanout) run(ctx context.Context, src <-chan struct{}) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-src:
-			f.mu.Lock()
-			for ch := range f.subs {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			}
-			f.mu.Unlock()
-		}
-	}
-}
-
-// ownershipSub is the lessor as one engine sees it (syncer.Ownership).
-type ownershipSub struct {
-	syncer.Ownership
-	ch chan struct{}
-}
-
-func (o ownershipSub) Changed() <-chan struct{} { return o.ch }
-
-// appModesSub is the app modes as one engine sees them (syncer.AppModes).
-type appModesSub struct {
-	syncer.AppModes
-	ch chan struct{}
-}
-
-func (a appModesSub) Changed() <-chan struct{} { return a.ch }
-
-// gatherers is the metrics of the parts that come and go (engines, shared
-// watchers and clients): each has its own registry, so a restarted task
-// registers its metrics again without a collision; /metrics gathers the
-// worker's registry and these.
-type gatherers struct {
-	mu   sync.Mutex // guards regs
-	regs map[*prometheus.Registry]struct{}
-}
-
-func newGatherers() *gatherers { return &gatherers{regs: map[*prometheus.Registry]struct{}{}} }
-
-// add returns a new registry (gathered until remove) and a registerer on
-// it that adds labels to every metric.
-func (g *gatherers) add(labels prometheus.Labels) (*prometheus.Registry, prometheus.Registerer) {
-	r := prometheus.NewRegistry()
-	g.mu.Lock()
-	g.regs[r] = struct{}{}
-	g.mu.Unlock()
-	return r, prometheus.WrapRegistererWith(labels, r)
-}
-
-func (g *gatherers) remove(r *prometheus.Registry) {
-	if r == nil {
-		return
-	}
-	g.mu.Lock()
-	delete(g.regs, r)
-	g.mu.Unlock()
-}
-
-// Gather implements prometheus.Gatherer.
-func (g *gatherers) Gather() ([]*dto.MetricFamily, error) {
-	g.mu.Lock()
-	list := make(prometheus.Gatherers, 0, len(g.regs))
-	for r := range g.regs {
-		list = append(list, r)
-	}
-	g.mu.Unlock()
-	return list.Gather()
 }

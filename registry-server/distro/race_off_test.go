@@ -1,0 +1,5 @@
+//go:build !race
+
+package distro
+
+const raceEnabled = false

@@ -1,0 +1,309 @@
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferrysync/ferry/registry-server/clusternet"
+)
+
+// ReportPath is the cluster route of member reports.
+const ReportPath = "/ferry/cluster/v1/report"
+
+// ErrMemberList: two members were started with different member lists;
+// they refuse each other (a cluster must not form from disagreeing lists).
+var ErrMemberList = errors.New("membership: member lists differ")
+
+// report is what members exchange: the sender, its own state and its
+// member list.
+type report struct {
+	Member  string   `json:"member"`
+	State   State    `json:"state"`
+	Members []string `json:"members"`
+}
+
+// Membership runs the failure detector: it probes every peer over the
+// cluster port each ProbeInterval and answers their probes. Its methods are
+// safe for concurrent use; mu guards the detector, the listeners and the
+// log-once map.
+type Membership struct {
+	cfg    Config
+	log    *slog.Logger
+	client *clusternet.Client
+	met    *metrics
+
+	mu        sync.Mutex
+	det       *Detector
+	selfInfo  func() map[string]any // extra extendInfo of this node (nodes route)
+	listeners []func()
+	logged    map[string]string // member → last problem logged
+	agreed    map[string]bool   // members that confirmed this node's list
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+	started  bool // guarded by mu
+}
+
+// New validates cfg and serves the member reports on srv (the cluster
+// port's server; handle before it starts). reg may be nil.
+func New(cfg Config, srv *clusternet.Server, logger *slog.Logger, reg prometheus.Registerer) (*Membership, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Membership{
+		cfg:    cfg,
+		log:    logger.With("subsystem", "membership"),
+		client: clusternet.NewClient(cfg.Self, cfg.ProbeTimeout),
+		det:    NewDetector(cfg.Self, cfg.Members, cfg.FailLimit),
+		logged: map[string]string{},
+		agreed: map[string]bool{cfg.Self: true},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	met, err := newMetrics(reg, m)
+	if err != nil {
+		return nil, err
+	}
+	m.met = met
+	srv.Handle(ReportPath, m.onReport)
+	return m, nil
+}
+
+// Client is the cluster-port client this member sends with (for other
+// cluster routes).
+func (m *Membership) Client() *clusternet.Client { return m.client }
+
+// Self is this node's address.
+func (m *Membership) Self() string { return m.cfg.Self }
+
+// Members is the configured member list, sorted.
+func (m *Membership) Members() []string { return Sorted(m.cfg.Members) }
+
+// View returns every member's state, sorted by address.
+func (m *Membership) View() []MemberView {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.det.View()
+}
+
+// Serving returns the members in state UP or SUSPICIOUS, sorted.
+func (m *Membership) Serving() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.det.Serving()
+}
+
+// State returns member's state ("" for a non-member).
+func (m *Membership) State(member string) State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.det.State(member)
+}
+
+// Agreed returns how many members (this node included) have confirmed,
+// by a probe or a report, that they run with this node's member list.
+func (m *Membership) Agreed() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.agreed)
+}
+
+// OnChange adds a listener called after any member's state changes
+// (outside the lock, on the probing or answering goroutine; must not
+// block). Call before Start.
+func (m *Membership) OnChange(fn func()) {
+	m.mu.Lock()
+	m.listeners = append(m.listeners, fn)
+	m.mu.Unlock()
+}
+
+// SetSelfInfo adds fn's entries to this node's extendInfo in the nodes
+// routes (the Raft group's leader, for one). Call before Start.
+func (m *Membership) SetSelfInfo(fn func() map[string]any) {
+	m.mu.Lock()
+	m.selfInfo = fn
+	m.mu.Unlock()
+}
+
+// Start begins probing the peers; it does not block.
+func (m *Membership) Start() error {
+	m.mu.Lock()
+	if m.started {
+		m.mu.Unlock()
+		return errors.New("membership: already started")
+	}
+	m.started = true
+	m.mu.Unlock()
+	go m.loop()
+	return nil
+}
+
+// Stop ends the probing, waiting until ctx ends at most. Idempotent.
+func (m *Membership) Stop(ctx context.Context) error {
+	m.stopOnce.Do(func() { close(m.stop) })
+	m.mu.Lock()
+	started := m.started
+	m.mu.Unlock()
+	if !started {
+		return nil
+	}
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Leave marks this node LEAVING and tells every peer at once (best effort,
+// bounded by ctx), so they stop counting it before it goes.
+func (m *Membership) Leave(ctx context.Context) {
+	m.mu.Lock()
+	changed := m.det.SetSelf(Leaving)
+	m.mu.Unlock()
+	if changed {
+		m.changed()
+	}
+	m.round(ctx)
+}
+
+func (m *Membership) loop() {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.ProbeInterval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	m.round(ctx)
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.round(ctx)
+		}
+	}
+}
+
+// round probes every peer once, in parallel.
+func (m *Membership) round(ctx context.Context) {
+	m.mu.Lock()
+	self := m.det.State(m.cfg.Self)
+	m.mu.Unlock()
+	out := report{Member: m.cfg.Self, State: self, Members: Sorted(m.cfg.Members)}
+	var wg sync.WaitGroup
+	for _, peer := range m.cfg.Members {
+		if peer == m.cfg.Self {
+			continue
+		}
+		wg.Add(1)
+		go func(peer string) {
+			defer wg.Done()
+			var in report
+			err := m.client.Call(ctx, peer, ReportPath, out, &in)
+			if err == nil && (in.Member != peer || !SameList(in.Members, m.cfg.Members)) {
+				err = m.listError(peer, in)
+			}
+			m.observe(peer, in.State, err)
+		}(peer)
+	}
+	wg.Wait()
+}
+
+func (m *Membership) listError(peer string, in report) error {
+	if in.Member != peer {
+		return fmt.Errorf("%w: %s answered as %q", ErrMemberList, peer, in.Member)
+	}
+	return fmt.Errorf("%w: member %s runs with [%s], this node %s with [%s]", ErrMemberList,
+		peer, strings.Join(Sorted(in.Members), ","), m.cfg.Self, strings.Join(Sorted(m.cfg.Members), ","))
+}
+
+// observe applies one outcome about peer to the detector, logs problems
+// once per change, and tells the listeners of a state change.
+func (m *Membership) observe(peer string, reported State, err error) {
+	now := time.Now()
+	m.mu.Lock()
+	var changed bool
+	if err == nil {
+		changed = m.det.Success(peer, reported, now)
+		m.agreed[peer] = true
+	} else {
+		changed = m.det.Failure(peer, err.Error(), now)
+		if errors.Is(err, ErrMemberList) || errors.Is(err, clusternet.ErrNotMember) || errors.Is(err, clusternet.ErrVersion) {
+			delete(m.agreed, peer)
+		}
+	}
+	state := m.det.State(peer)
+	problem := ""
+	if err != nil {
+		problem = err.Error()
+	}
+	logIt := m.logged[peer] != problem
+	m.logged[peer] = problem
+	m.mu.Unlock()
+	result := "ok"
+	if err != nil {
+		result = "fail"
+	}
+	m.met.probes.WithLabelValues(result).Inc()
+	switch {
+	case err != nil && logIt && (errors.Is(err, ErrMemberList) || errors.Is(err, clusternet.ErrNotMember) || errors.Is(err, clusternet.ErrVersion)):
+		m.log.Error("member refused: the cluster will not form with it", "member", peer, "err", err)
+	case err != nil && logIt:
+		m.log.Warn("member probe failed", "member", peer, "state", state, "err", err)
+	case err == nil && logIt:
+		m.log.Info("member answers again", "member", peer, "state", state)
+	}
+	if changed {
+		m.log.Info("member state", "member", peer, "state", state)
+		m.changed()
+	}
+}
+
+func (m *Membership) changed() {
+	m.mu.Lock()
+	ls := m.listeners
+	m.mu.Unlock()
+	for _, l := range ls {
+		l()
+	}
+}
+
+// onReport answers a peer's probe with this node's state and list, and
+// takes the probe as a sign of the peer's life. A peer with another list
+// is refused (409), naming both lists.
+func (m *Membership) onReport(_ context.Context, from string, body []byte) (any, error) {
+	var in report
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, &clusternet.StatusError{Status: http.StatusBadRequest, Err: fmt.Errorf("membership: undecodable report from %s: %v", from, err)}
+	}
+	if in.Member != from || !SameList(in.Members, m.cfg.Members) {
+		err := m.listError(from, in)
+		m.observe(from, "", err)
+		return nil, &clusternet.StatusError{Status: http.StatusConflict, Err: err}
+	}
+	m.observe(from, in.State, nil)
+	m.mu.Lock()
+	self := m.det.State(m.cfg.Self)
+	m.mu.Unlock()
+	return report{Member: m.cfg.Self, State: self, Members: Sorted(m.cfg.Members)}, nil
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package registryserver
+
+const raceEnabled = false
