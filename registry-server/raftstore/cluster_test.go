@@ -200,13 +200,23 @@ func TestLinearizableReadOnFollower(t *testing.T) {
 	if _, err := followers[0].ReadIndex(ctx); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("read index on a follower: %v", err)
 	}
-	// Both followers gone: the leader cannot confirm it leads.
+	// Both followers gone: the leader cannot confirm it leads. The first
+	// confirmation may still count an acknowledgement of a heartbeat the
+	// followers answered just before they stopped (hashicorp/raft credits
+	// every verification waiting when an answer arrives), so the read fails
+	// once those are spent and the lease has run out, and from then on.
 	for _, f := range followers {
 		mustNil(t, f.Stop())
 	}
-	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := leader.Linearize(sctx); err == nil {
-		t.Fatal("a linearizable read without a quorum succeeded")
+	linearizeFails := func() bool {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return leader.Linearize(sctx) != nil
+	}
+	poll.Until(t, 10*time.Second, "a linearizable read without a quorum fails", linearizeFails)
+	for range 3 {
+		if !linearizeFails() {
+			t.Fatal("a linearizable read without a quorum succeeded after one had failed")
+		}
 	}
 }

@@ -546,6 +546,10 @@ func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
 	// Every acknowledged write was applied here before its caller got the
 	// answer, so the last applied command covers them all; confirming the
 	// leadership afterwards proves no newer leader acknowledged more.
+	// hashicorp/raft may count an answer to a heartbeat sent just before
+	// this call; a follower that answered it had heard from this leader
+	// within the heartbeat interval and refuses to vote for anyone else
+	// meanwhile, so no other leader can have acknowledged a write since.
 	idx := s.fsm.applied.Load()
 	done := make(chan error, 1)
 	go func() { done <- s.raft.VerifyLeader().Error() }()
