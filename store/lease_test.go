@@ -59,9 +59,15 @@ func TestLessorConfigValidate(t *testing.T) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond. within is what the wait needs on a quiet machine;
+// CI runs every package at once under -race on two cores, where SQLite's
+// statements alone take several times longer, so the deadline is three
+// times that (the poll returns as soon as cond holds). A wait that must
+// prove something happened before a lease could expire calls poll.Until
+// with a deadline below the TTL instead.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	return poll.Until(t, within, what, cond)
+	return poll.Until(t, 3*within, what, cond)
 }
 
 func TestLeaseCAS(t *testing.T) {
@@ -334,8 +340,11 @@ func TestLeaseFailover(t *testing.T) {
 		})
 		took := time.Since(crashed)
 		t.Logf("failover took %v (TTL %v + renew %v)", took, cfg.TTL, cfg.RenewInterval)
-		if took > bound {
-			t.Errorf("failover took %v, want <= %v", took, bound)
+		// The figure is TTL + one renew on a quiet machine; the check only
+		// catches a failover that waits for something else (several TTLs),
+		// not a slow machine.
+		if took > 4*bound {
+			t.Errorf("failover took %v, want about %v", took, bound)
 		}
 		waitBalanced(t, ls[1:], 5*time.Second)
 		lg.check(t)
@@ -349,7 +358,7 @@ func TestLeaseGracefulStop(t *testing.T) {
 		lg := newLedger()
 		ls := startLessors(t, s, lg, 2, func(id string) LessorConfig {
 			c := fastConfig(id)
-			c.TTL = 5 * time.Second // so that waiting for expiry would show
+			c.TTL = 30 * time.Second // so that waiting for expiry would show
 			return c
 		})
 		waitBalanced(t, ls, 5*time.Second)
@@ -357,12 +366,9 @@ func TestLeaseGracefulStop(t *testing.T) {
 		if err := ls[0].Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 3*time.Second, "survivor owns every shard", func() bool { return len(ls[1].Owned()) == DefaultShards })
-		took := time.Since(stopped)
-		t.Logf("handover after graceful stop took %v", took)
-		if took > 2*ls[1].cfg.RenewInterval+time.Second {
-			t.Errorf("handover took %v: not about one renew period", took)
-		}
+		// Well before the TTL: the shards were released, not left to expire.
+		poll.Until(t, 15*time.Second, "survivor owns every shard", func() bool { return len(ls[1].Owned()) == DefaultShards })
+		t.Logf("handover after graceful stop took %v (renew %v, TTL 30s)", time.Since(stopped), ls[1].cfg.RenewInterval)
 		lg.check(t)
 	})
 }
@@ -545,7 +551,7 @@ func TestLessorStartsWhileDatabaseDown(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(started); d > 100*time.Millisecond {
+	if d := time.Since(started); d > 2*time.Second { // a hung database would block for its dial timeout
 		t.Errorf("Start blocked for %v", d)
 	}
 	t.Cleanup(func() { l.Stop(context.Background()) })

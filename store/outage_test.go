@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/internal/mysqlserver"
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/zkserver"
 )
 
@@ -182,15 +183,15 @@ func TestLeaseDraining(t *testing.T) {
 	lg := newLedger()
 	ls := startLessors(t, s, lg, 2, func(id string) LessorConfig {
 		c := fastConfig(id)
-		c.TTL = 5 * time.Second // so that waiting for expiry would show
+		c.TTL = 30 * time.Second // so that waiting for expiry would show
 		return c
 	})
 	waitBalanced(t, ls, 10*time.Second)
 	ls[0].SetDraining(true)
-	took := waitFor(t, 3*time.Second, "the other owns every shard", func() bool {
+	took := poll.Until(t, 15*time.Second, "the other owns every shard (released, not expired)", func() bool {
 		return len(ls[0].Owned()) == 0 && len(ls[1].Owned()) == DefaultShards
 	})
-	t.Logf("drained in %v (TTL 5s)", took)
+	t.Logf("drained in %v (TTL 30s)", took)
 	ls[0].SetDraining(false)
 	waitBalanced(t, ls, 10*time.Second)
 	lg.check(t)
