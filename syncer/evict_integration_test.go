@@ -81,6 +81,11 @@ func TestIntegrationEvictsGoneAndDead(t *testing.T) {
 	if _, ok := env.target.get(name, keptAddr); !ok {
 		t.Fatal("a dead provider whose node ZooKeeper still has was evicted")
 	}
+	// The event and the metric follow the registry's removal (the engine
+	// reports after it applied).
+	eventually(t, "one evicted event and an evictions count of 1", func() bool {
+		return env.events.count(EventEvicted) >= 1 && testutil.ToFloat64(env.e.m.evictions) >= 1
+	})
 	if env.events.count(EventEvicted) != 1 || testutil.ToFloat64(env.e.m.evictions) != 1 {
 		t.Fatalf("evicted events %d, evictions metric %v: want 1 and 1", env.events.count(EventEvicted), testutil.ToFloat64(env.e.m.evictions))
 	}
