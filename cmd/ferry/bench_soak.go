@@ -118,7 +118,7 @@ func benchSoak(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer wk.stop()
 	start := time.Now()
-	st, err := wk.waitSynced(ctx, *timeout)
+	st, err := wk.waitSynced(ctx, *timeout, expected.instances)
 	if err != nil {
 		return err
 	}
@@ -411,11 +411,14 @@ func (w *soakWorker) status(ctx context.Context) (worker.Status, error) {
 }
 
 // waitSynced waits until the worker has registered everything it desires.
-func (w *soakWorker) waitSynced(ctx context.Context, timeout time.Duration) (worker.Status, error) {
+// waitSynced waits until the worker wants every one of the want seeded
+// instances and has them registered (ZKSynced alone comes before the
+// engine went over every service).
+func (w *soakWorker) waitSynced(ctx context.Context, timeout time.Duration, want int) (worker.Status, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := w.status(ctx)
-		if err == nil && st.ZKSynced && st.Engine.Desired > 0 && st.Engine.Registered >= st.Engine.Desired && st.Engine.Pending == 0 {
+		if err == nil && st.ZKSynced && st.Engine.Desired >= want && st.Engine.Registered >= st.Engine.Desired && st.Engine.Pending == 0 && st.Engine.InFlight == 0 {
 			return st, nil
 		}
 		select {
