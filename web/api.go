@@ -153,6 +153,35 @@ func (s *Server) routes() (http.Handler, error) {
 		return 200, res, err
 	})
 
+	v1("GET /registry-clusters/{id}/offline", func(r *http.Request) (int, any, error) {
+		id, err := pathID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		in, err := ipQuery(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		p, err := s.svc.PreviewOffline(r.Context(), userOf(r), id, in)
+		return 200, p, err
+	})
+	ipSwitch := func(enabled bool) apiFunc {
+		return func(r *http.Request) (int, any, error) {
+			id, err := pathID(r)
+			if err != nil {
+				return 0, nil, err
+			}
+			var in IPInput
+			if err := decode(r, &in); err != nil {
+				return 0, nil, err
+			}
+			res, err := s.svc.SetEnabledByIP(r.Context(), userOf(r), id, in, enabled)
+			return 200, res, err
+		}
+	}
+	v1("POST /registry-clusters/{id}/offline", ipSwitch(false))
+	v1("POST /registry-clusters/{id}/online", ipSwitch(true))
+
 	v1("GET /tasks", func(r *http.Request) (int, any, error) {
 		ts, err := s.svc.ListTasks(r.Context(), userOf(r))
 		return 200, map[string]any{"tasks": ts}, err
@@ -557,6 +586,20 @@ func queryBool(v, field string) (bool, error) {
 		return false, invalid(field, "%q: want true or false", v)
 	}
 	return b, nil
+}
+
+// ipQuery reads ?ip=&port= (port optional).
+func ipQuery(r *http.Request) (IPInput, error) {
+	q := r.URL.Query()
+	in := IPInput{IP: q.Get("ip")}
+	if v := q.Get("port"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return in, invalid("port", "%q: want a number", v)
+		}
+		in.Port = n
+	}
+	return in, nil
 }
 
 // decode reads a JSON body into v strictly: application/json, one value,
