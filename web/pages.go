@@ -46,6 +46,7 @@ type pageData struct {
 	Search, Mode string
 	Modes        []string
 	CanChange    bool
+	CanAdmin     bool
 	// preview
 	P       *Preview
 	Version int64
@@ -65,6 +66,8 @@ type pageData struct {
 	Offline   *OfflinePreview
 	IP        IPInput
 	ClusterID int64
+	// create and edit forms (forms.go)
+	Form *formView
 	// users
 	Users []UserView
 	Token string
@@ -155,9 +158,11 @@ func (s *Server) pageRoutes(mux *http.ServeMux) error {
 	mux.HandleFunc("POST /apps/mode", s.page(s.pageSetMode))
 	mux.HandleFunc("POST /apps/bulk", s.page(s.pageBulk))
 	s.tableRoutes(mux)
+	s.formRoutes(mux)
 	mux.HandleFunc("GET /tasks", s.page(func(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
 		d.Title, d.Flash = "Tasks", r.URL.Query().Get("flash")
 		d.CanChange = d.User.Role.Rank() >= store.RoleOperator.Rank()
+		d.CanAdmin = d.User.Role == store.RoleAdmin
 		var err error
 		if d.Tasks, err = s.svc.ListTasks(r.Context(), d.User); err != nil {
 			return "", err
