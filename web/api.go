@@ -292,6 +292,15 @@ func (s *Server) routes() (http.Handler, error) {
 		svcs, err := s.svc.ListServices(r.Context(), userOf(r), ServiceQuery{Task: task, App: q.Get("app"), Service: q.Get("service"), Short: short, Limit: int(limit)})
 		return 200, map[string]any{"services": svcs}, err
 	})
+	v1("GET /services/diff", func(r *http.Request) (int, any, error) {
+		q := r.URL.Query()
+		task, err := queryInt(q.Get("task"), "task")
+		if err != nil {
+			return 0, nil, err
+		}
+		d, err := s.serviceDiff(r.Context(), userOf(r), task, q.Get("service"))
+		return 200, d, err
+	})
 	v1("GET /metrics/history", func(r *http.Request) (int, any, error) {
 		win := time.Hour
 		switch v := r.URL.Query().Get("window"); v {

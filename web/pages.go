@@ -66,6 +66,8 @@ type pageData struct {
 	Offline   *OfflinePreview
 	IP        IPInput
 	ClusterID int64
+	// one service's diff (servicediff.go)
+	Diff *ServiceDiff
 	// create and edit forms (forms.go)
 	Form *formView
 	// users
@@ -159,6 +161,16 @@ func (s *Server) pageRoutes(mux *http.ServeMux) error {
 	mux.HandleFunc("POST /apps/bulk", s.page(s.pageBulk))
 	s.tableRoutes(mux)
 	s.formRoutes(mux)
+	mux.HandleFunc("GET /services/diff", s.page(func(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
+		d.Title = "Services"
+		q := r.URL.Query()
+		task, err := queryID(q, "task")
+		if err != nil {
+			return "", err
+		}
+		d.Diff, err = s.serviceDiff(r.Context(), d.User, task, q.Get("service"))
+		return "servicediff", err
+	}))
 	mux.HandleFunc("GET /tasks", s.page(func(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
 		d.Title, d.Flash = "Tasks", r.URL.Query().Get("flash")
 		d.CanChange = d.User.Role.Rank() >= store.RoleOperator.Rank()

@@ -17,6 +17,9 @@ type tableFilter struct{ Label, Name, Value string }
 type tableRow struct {
 	Cells []string
 	Red   bool
+	// Link, when set, makes cell LinkCol a link to it.
+	Link    string
+	LinkCol int
 }
 
 type tableView struct {
@@ -53,12 +56,13 @@ func (s *Server) tableRoutes(mux *http.ServeMux) {
 		if err != nil {
 			return "", err
 		}
-		t := &tableView{ID: "services", Note: "Red: fewer instances in the registry than providers in ZooKeeper (short=true lists only those).",
+		t := &tableView{ID: "services", Note: "Red: fewer instances in the registry than providers in ZooKeeper (short=true lists only those). A service's name opens its diff per ip:port.",
 			Filters: []tableFilter{{"App", "app", q.Get("app")}, {"Service", "service", q.Get("service")}, {"Task", "task", q.Get("task")}, {"Short (true)", "short", q.Get("short")}},
 			Headers: []string{"Task", "Service", "App", "ZooKeeper", "Registry", "Synced", "Native", "Owner", "Updated"}}
 		for _, v := range svcs {
 			t.Rows = append(t.Rows, tableRow{Red: v.Short, Cells: []string{fmt.Sprint(v.TaskID), v.Service, v.App, itoa(v.ZK), itoa(v.Registry),
-				itoa(v.Synced), itoa(v.Native), v.Worker, when(v.Updated)}})
+				itoa(v.Synced), itoa(v.Native), v.Worker, when(v.Updated)}, LinkCol: 1,
+				Link: "/services/diff?" + url.Values{"task": {fmt.Sprint(v.TaskID)}, "service": {v.Service}}.Encode()})
 		}
 		d.Table = t
 		return "table", nil
