@@ -134,8 +134,18 @@ func (s *Service) offlinePreview(ctx context.Context, cl *registryclient.Client,
 	}
 	var names []string
 	for page := 1; ; page++ {
-		n, got, err := cl.ListServices(ctx, c.Namespace, p.Group, page, previewPageSize)
+		lctx, cancel := ctx, context.CancelFunc(func() {})
+		if page == 1 {
+			// The first call waits for a connection: bounded as a "test
+			// connection" is, so an unreachable registry answers promptly.
+			lctx, cancel = context.WithTimeout(ctx, s.cfg.ProbeTimeout)
+		}
+		n, got, err := cl.ListServices(lctx, c.Namespace, p.Group, page, previewPageSize)
+		cancel()
 		if err != nil {
+			if last := cl.LastError(); last != nil && !strings.Contains(err.Error(), last.Error()) {
+				err = fmt.Errorf("%w (last connection error: %v)", err, last)
+			}
 			return nil, registryError(fmt.Errorf("list services: %w", err))
 		}
 		names = append(names, got...)

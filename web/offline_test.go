@@ -140,6 +140,16 @@ func TestOfflineByIP(t *testing.T) {
 	if r := h.want(h.as(store.RoleOperator, "POST", fmt.Sprintf("/api/v1/registry-clusters/%d/offline", nacos.ID), map[string]any{"ip": "10.0.0.1"}), 400, CodeInvalid); r.field("field") != "cluster" {
 		t.Fatalf("nacos cluster: %s", r.Body)
 	}
+	// A registry that does not answer: 502 with the client's error.
+	down := &store.RegistryCluster{Name: "down", Kind: store.RegistryBundled, ServerList: []string{closedPort(t) + "/" + strings.Split(closedPort(t), ":")[1]}}
+	if err := h.st.CreateRegistryCluster(ctx, down); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.want(h.as(store.RoleOperator, "POST", fmt.Sprintf("/api/v1/registry-clusters/%d/offline", down.ID), map[string]any{"ip": "10.0.0.1"}), 502, CodeRegistry); r.field("message") == "" {
+		t.Fatalf("unreachable registry: %s", r.Body)
+	} else {
+		t.Logf("unreachable registry: %s", r.field("message"))
+	}
 	if hostsAt(t, reg, "svc-c") != "10.0.0.1:8080" {
 		t.Fatal("a refused offline changed the registry")
 	}
