@@ -153,6 +153,35 @@ func (s *Server) routes() (http.Handler, error) {
 		return 200, res, err
 	})
 
+	v1("GET /registry-clusters/{id}/offline", func(r *http.Request) (int, any, error) {
+		id, err := pathID(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		in, err := ipQuery(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		p, err := s.svc.PreviewOffline(r.Context(), userOf(r), id, in)
+		return 200, p, err
+	})
+	ipSwitch := func(enabled bool) apiFunc {
+		return func(r *http.Request) (int, any, error) {
+			id, err := pathID(r)
+			if err != nil {
+				return 0, nil, err
+			}
+			var in IPInput
+			if err := decode(r, &in); err != nil {
+				return 0, nil, err
+			}
+			res, err := s.svc.SetEnabledByIP(r.Context(), userOf(r), id, in, enabled)
+			return 200, res, err
+		}
+	}
+	v1("POST /registry-clusters/{id}/offline", ipSwitch(false))
+	v1("POST /registry-clusters/{id}/online", ipSwitch(true))
+
 	v1("GET /tasks", func(r *http.Request) (int, any, error) {
 		ts, err := s.svc.ListTasks(r.Context(), userOf(r))
 		return 200, map[string]any{"tasks": ts}, err
@@ -262,6 +291,15 @@ func (s *Server) routes() (http.Handler, error) {
 		}
 		svcs, err := s.svc.ListServices(r.Context(), userOf(r), ServiceQuery{Task: task, App: q.Get("app"), Service: q.Get("service"), Short: short, Limit: int(limit)})
 		return 200, map[string]any{"services": svcs}, err
+	})
+	v1("GET /services/diff", func(r *http.Request) (int, any, error) {
+		q := r.URL.Query()
+		task, err := queryInt(q.Get("task"), "task")
+		if err != nil {
+			return 0, nil, err
+		}
+		d, err := s.serviceDiff(r.Context(), userOf(r), task, q.Get("service"))
+		return 200, d, err
 	})
 	v1("GET /metrics/history", func(r *http.Request) (int, any, error) {
 		win := time.Hour
@@ -557,6 +595,20 @@ func queryBool(v, field string) (bool, error) {
 		return false, invalid(field, "%q: want true or false", v)
 	}
 	return b, nil
+}
+
+// ipQuery reads ?ip=&port= (port optional).
+func ipQuery(r *http.Request) (IPInput, error) {
+	q := r.URL.Query()
+	in := IPInput{IP: q.Get("ip")}
+	if v := q.Get("port"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return in, invalid("port", "%q: want a number", v)
+		}
+		in.Port = n
+	}
+	return in, nil
 }
 
 // decode reads a JSON body into v strictly: application/json, one value,

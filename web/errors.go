@@ -49,6 +49,7 @@ const (
 	CodeMethod       = "method"       // 405
 	CodeUnsupported  = "unsupported"  // 415
 	CodeBodyTooLarge = "too_large"    // 413
+	CodeRegistry     = "registry"     // 502: the registry refused or did not answer (its message verbatim)
 )
 
 func invalid(field, format string, args ...any) *Error {

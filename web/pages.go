@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,6 +46,7 @@ type pageData struct {
 	Search, Mode string
 	Modes        []string
 	CanChange    bool
+	CanAdmin     bool
 	// preview
 	P       *Preview
 	Version int64
@@ -60,6 +62,14 @@ type pageData struct {
 	ZKClusters        []ZKClusterView
 	RegClusters       []RegistryClusterView
 	ZKNames, RegNames map[int64]string
+	// offline by IP
+	Offline   *OfflinePreview
+	IP        IPInput
+	ClusterID int64
+	// one service's diff (servicediff.go)
+	Diff *ServiceDiff
+	// create and edit forms (forms.go)
+	Form *formView
 	// users
 	Users []UserView
 	Token string
@@ -150,9 +160,21 @@ func (s *Server) pageRoutes(mux *http.ServeMux) error {
 	mux.HandleFunc("POST /apps/mode", s.page(s.pageSetMode))
 	mux.HandleFunc("POST /apps/bulk", s.page(s.pageBulk))
 	s.tableRoutes(mux)
+	s.formRoutes(mux)
+	mux.HandleFunc("GET /services/diff", s.page(func(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
+		d.Title = "Services"
+		q := r.URL.Query()
+		task, err := queryID(q, "task")
+		if err != nil {
+			return "", err
+		}
+		d.Diff, err = s.serviceDiff(r.Context(), d.User, task, q.Get("service"))
+		return "servicediff", err
+	}))
 	mux.HandleFunc("GET /tasks", s.page(func(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
 		d.Title, d.Flash = "Tasks", r.URL.Query().Get("flash")
 		d.CanChange = d.User.Role.Rank() >= store.RoleOperator.Rank()
+		d.CanAdmin = d.User.Role == store.RoleAdmin
 		var err error
 		if d.Tasks, err = s.svc.ListTasks(r.Context(), d.User); err != nil {
 			return "", err
@@ -172,6 +194,8 @@ func (s *Server) pageRoutes(mux *http.ServeMux) error {
 		}
 		return "tasks", nil
 	}))
+	mux.HandleFunc("GET /offline", s.page(s.pageOffline))
+	mux.HandleFunc("POST /offline", s.page(s.pageSetOffline))
 	users := func(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
 		d.Title = "Users"
 		us, err := s.svc.ListUsers(r.Context(), d.User)
@@ -411,6 +435,105 @@ func (s *Server) pageBulk(w http.ResponseWriter, r *http.Request, d *pageData) (
 	flash := fmt.Sprintf("%d app(s) switched to %s (batch %s); applied on %d/%d live workers so far.", len(res), mode,
 		res[0].BatchID, res[0].Applied.AppliedBy, res[0].Applied.LiveWorkers)
 	http.Redirect(w, r, "/apps?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+	return "", nil
+}
+
+// offlineForm reads cluster, ip and port of the offline form (query or
+// body).
+func offlineForm(f url.Values) (int64, IPInput, error) {
+	in := IPInput{IP: strings.TrimSpace(f.Get("ip"))}
+	id, err := queryInt(f.Get("cluster"), "cluster")
+	if err != nil {
+		return 0, in, err
+	}
+	if v := strings.TrimSpace(f.Get("port")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return id, in, invalid("port", "%q: want a number", v)
+		}
+		in.Port = n
+	}
+	return id, in, nil
+}
+
+// pageOffline is the offline-by-IP form, with the preview once an IP is
+// given.
+func (s *Server) pageOffline(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
+	d.Title = "Offline"
+	if err := need(d.User, store.RoleOperator); err != nil {
+		return "", err
+	}
+	q := r.URL.Query()
+	d.Flash = q.Get("flash")
+	var err error
+	if d.RegClusters, err = s.svc.ListRegistryClusters(r.Context(), d.User); err != nil {
+		return "", err
+	}
+	if d.ClusterID, d.IP, err = offlineForm(q); err != nil {
+		return "", err
+	}
+	if d.ClusterID == 0 {
+		for _, c := range d.RegClusters {
+			if c.Kind == string(store.RegistryBundled) {
+				d.ClusterID = c.ID
+				break
+			}
+		}
+	}
+	if d.IP.IP != "" && q.Get("flash") == "" {
+		if d.Offline, err = s.svc.PreviewOffline(r.Context(), d.User, d.ClusterID, d.IP); err != nil {
+			return "", err
+		}
+	}
+	return "offline", nil
+}
+
+// pageSetOffline applies an offline or online; taking an address offline
+// that leaves services empty needs the IP typed into confirm.
+func (s *Server) pageSetOffline(w http.ResponseWriter, r *http.Request, d *pageData) (string, error) {
+	d.Title = "Offline"
+	if err := r.ParseForm(); err != nil {
+		return "", invalid("", "bad form: %v", err)
+	}
+	f := r.PostForm
+	id, in, err := offlineForm(f)
+	if err != nil {
+		return "", err
+	}
+	var enabled bool
+	switch st := f.Get("state"); st {
+	case "offline":
+	case "online":
+		enabled = true
+	default:
+		return "", invalid("state", "%q: want offline or online", st)
+	}
+	if !enabled {
+		p, err := s.svc.PreviewOffline(r.Context(), d.User, id, in)
+		if err != nil {
+			return "", err
+		}
+		if len(p.EmptyServices) > 0 && strings.TrimSpace(f.Get("confirm")) != p.IP {
+			return "", invalid("confirm", "%d service(s) would be left with no enabled instance: type the IP %s to confirm", len(p.EmptyServices), p.IP)
+		}
+	}
+	res, err := s.svc.SetEnabledByIP(r.Context(), d.User, id, in, enabled)
+	if err != nil {
+		return "", err
+	}
+	addr := in.IP
+	if in.Port != 0 {
+		addr = net.JoinHostPort(in.IP, strconv.Itoa(in.Port))
+	}
+	flash := addr + " is back online: its instances are enabled again."
+	if !enabled {
+		flash = fmt.Sprintf("%s is offline: %d instance(s) in %d service(s) disabled.", addr, res.Preview.Instances, len(res.Preview.Services))
+	}
+	v := url.Values{"flash": {flash}, "cluster": {strconv.FormatInt(id, 10)}, "ip": {in.IP}}
+	if in.Port != 0 {
+		v.Set("port", strconv.Itoa(in.Port))
+	}
+	http.Redirect(w, r, "/offline?"+v.Encode(), http.StatusSeeOther)
 	return "", nil
 }
 

@@ -200,7 +200,7 @@ func TestTablePages(t *testing.T) {
 	b := newBrowser(t, h)
 	b.login("viewer-user", "password-viewer")
 	code, body := b.get("/services?short=true")
-	if code != 200 || !strings.Contains(body, `<tr class="short"><td>1</td><td>providers:com.a.A::</td>`) || strings.Contains(body, "com.x.") {
+	if code != 200 || !strings.Contains(body, `<tr class="short"><td>1</td><td><a href="/services/diff?service=providers%3Acom.a.A%3A%3A&amp;task=1">providers:com.a.A::</a></td>`) || strings.Contains(body, "com.x.") {
 		t.Fatalf("short services: %d %s", code, body)
 	}
 	if _, body := b.get("/services"); strings.Contains(body, "<b>X</b>") || !strings.Contains(body, "&lt;b&gt;X&lt;/b&gt;") {

@@ -106,16 +106,7 @@ func (s *Service) ProbeRegistryCluster(ctx context.Context, u *store.User, id in
 }
 
 func probeRegistry(ctx context.Context, c *store.RegistryCluster) *ProbeResult {
-	cfg := registryclient.DefaultConfig()
-	cfg.Servers = c.ServerList
-	if c.Namespace != "" {
-		cfg.Namespace = c.Namespace
-	}
-	cfg.AppName = "ferry-console-probe"
-	cfg.Username, cfg.Password = c.Username, c.Password
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Registerer = prometheus.NewRegistry()
-	cl, err := registryclient.New(cfg)
+	cl, err := newRegistryClient(c)
 	if err != nil {
 		return &ProbeResult{Error: err.Error()}
 	}
@@ -123,7 +114,7 @@ func probeRegistry(ctx context.Context, c *store.RegistryCluster) *ProbeResult {
 	if err := cl.Start(); err != nil {
 		return &ProbeResult{Error: err.Error()}
 	}
-	n, names, err := cl.ListServices(ctx, cfg.Namespace, c.GroupName, 1, 100)
+	n, names, err := cl.ListServices(ctx, c.Namespace, c.GroupName, 1, 100)
 	if err != nil {
 		msg := err.Error()
 		if last := cl.LastError(); last != nil && !strings.Contains(msg, last.Error()) {
@@ -133,4 +124,19 @@ func probeRegistry(ctx context.Context, c *store.RegistryCluster) *ProbeResult {
 	}
 	sort.Strings(names)
 	return &ProbeResult{OK: true, Services: names, Count: n}
+}
+
+// newRegistryClient is a console client of cluster c (not started) with
+// the row's credentials, its own metrics and no logs.
+func newRegistryClient(c *store.RegistryCluster) (*registryclient.Client, error) {
+	cfg := registryclient.DefaultConfig()
+	cfg.Servers = c.ServerList
+	if c.Namespace != "" {
+		cfg.Namespace = c.Namespace
+	}
+	cfg.AppName = "ferry-console"
+	cfg.Username, cfg.Password = c.Username, c.Password
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Registerer = prometheus.NewRegistry()
+	return registryclient.New(cfg)
 }

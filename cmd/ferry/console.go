@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferrysync/ferry/internal/diag"
+	"github.com/ferrysync/ferry/syncer"
 	"github.com/ferrysync/ferry/syncer/worker"
 	"github.com/ferrysync/ferry/web"
 )
@@ -21,6 +23,39 @@ type consoleWorker struct{ w *worker.Worker }
 func (c consoleWorker) Status() any                   { return c.w.Status() }
 func (c consoleWorker) Confirm(id int64) int          { return c.w.Confirm(id) }
 func (c consoleWorker) Gatherer() prometheus.Gatherer { return c.w.Gatherer() }
+
+// ServiceDiff is the worker's diff in the console's terms (web.ServiceDiffer).
+func (c consoleWorker) ServiceDiff(ctx context.Context, taskID int64, service string) (*web.ServiceDiff, error) {
+	d, err := c.w.ServiceDiff(ctx, taskID, service)
+	if errors.Is(err, worker.ErrNotRunning) {
+		return nil, fmt.Errorf("%w: %v", web.ErrTaskNotHere, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &web.ServiceDiff{TaskID: d.TaskID, ZKService: d.ZKService, Names: make([]web.NameDiff, 0, len(d.Names))}
+	for _, n := range d.Names {
+		out.Names = append(out.Names, web.NameDiff{Service: n.Service, Missing: diffEntries(n.Missing), Extra: diffEntries(n.Extra),
+			Differs: diffEntries(n.Differs), Native: diffEntries(n.Native), Same: n.Same})
+	}
+	return out, nil
+}
+
+func diffEntries(es []worker.DiffEntry) []web.DiffEntry {
+	out := make([]web.DiffEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, web.DiffEntry{Addr: e.Addr, Keys: e.Keys, Skip: string(e.Skip), Ours: e.Ours,
+			ZK: diffInstance(e.ZK), Registry: diffInstance(e.Registry)})
+	}
+	return out
+}
+
+func diffInstance(in *syncer.Instance) *web.DiffInstance {
+	if in == nil {
+		return nil
+	}
+	return &web.DiffInstance{Weight: in.Weight, Enabled: in.Enabled, Healthy: in.Healthy, Metadata: in.Metadata}
+}
 
 // workerWithConsole is a running sync worker and the console it serves on
 // its -http address.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -343,6 +344,14 @@ func TestConsoleSwitchesAppOnEveryWorker(t *testing.T) {
 	if a0, a1 := count(); a0 != 20 || a1 != 20 {
 		t.Fatalf("before: %s %d, %s %d instances", app0, a0, app1, a1)
 	}
+	// Any replica diffs any service per ip:port (the worker's ServiceDiff).
+	svc0 := "providers:" + r.loader.Interface(0) + "::"
+	var diff web.ServiceDiff
+	poll.Every(t, 30*time.Second, httpPoll, "w2's console diffs "+svc0+" as in step", func() bool {
+		diff = web.ServiceDiff{}
+		code := apiCall(t, "GET", "http://"+addr2+"/api/v1/services/diff?"+url.Values{"task": {"1"}, "service": {svc0}}.Encode(), r.token, nil, &diff)
+		return code == 200 && len(diff.Names) == 1 && diff.Names[0].Service == svc0 && diff.Names[0].Same == instances && !diff.Names[0].Short()
+	})
 
 	start := time.Now()
 	var res web.AppChangeResult
