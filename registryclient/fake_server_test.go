@@ -526,7 +526,11 @@ func testConfig(t testing.TB, servers ...string) Config {
 	cfg.Servers = servers
 	cfg.Logger = testLogger(t)
 	cfg.DialTimeout = time.Second
-	cfg.RequestTimeout = time.Second
+	// Generous: one request may wait seconds on a loaded two-core machine
+	// under -race (a 1,000-instance Keep and a 200-instance batch beat
+	// took over 1 s there and the client reconnected mid-request). Tests
+	// of a timeout set their own.
+	cfg.RequestTimeout = 10 * time.Second
 	cfg.ReconnectMin = 20 * time.Millisecond
 	cfg.ReconnectMax = 200 * time.Millisecond
 	// The beat loop is driven by hand (beatOnce) unless a test says otherwise.

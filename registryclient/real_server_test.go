@@ -84,7 +84,7 @@ func (r *realServer) hosts(t testing.TB, svc ServiceRef) int { return r.hostsOf(
 
 func (r *realServer) hostsOf(t testing.TB, svc ServiceRef, healthyOnly bool) int {
 	t.Helper()
-	c := startClient(t, realConfig(t, r.addr))
+	c := startClient(t, testConfig(t, r.addr))
 	q, err := c.Query(ctxT(t, 5*time.Second), svc, "", healthyOnly)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func (r *realServer) hostsOf(t testing.TB, svc ServiceRef, healthyOnly bool) int
 
 func TestRealServerRoundTrip(t *testing.T) {
 	r := startReal(t)
-	c := startClient(t, realConfig(t, r.addr))
+	c := startClient(t, testConfig(t, r.addr))
 	ctx := ctxT(t, 10*time.Second)
 	var mu sync.Mutex
 	last := -1
@@ -146,7 +146,7 @@ func TestRealServerRoundTrip(t *testing.T) {
 
 func TestRealServerReconnectAndReset(t *testing.T) {
 	a, b := startReal(t), startReal(t)
-	c := startClient(t, realConfig(t, a.addr, b.addr))
+	c := startClient(t, testConfig(t, a.addr, b.addr))
 	ctx := ctxT(t, 20*time.Second)
 	if err := c.Register(ctx, demo, Instance{IP: "10.0.0.1", Port: 8080}); err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestRealServerMergedBeatsTenThousand(t *testing.T) {
 		t.Skip("short")
 	}
 	r := startReal(t)
-	c := startClient(t, realConfig(t, r.addr))
+	c := startClient(t, testConfig(t, r.addr))
 	ctx := ctxT(t, 60*time.Second)
 	for s := 0; s < 50; s++ {
 		if err := c.Keep(ctx, ServiceRef{Name: fmt.Sprintf("providers:com.example.S%d::", s)}, instances(200, fmt.Sprintf("10.%d", s))); err != nil {
@@ -218,7 +218,7 @@ func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
 		// under -race stalls for hundreds of ms (1 s was seen to fail).
 		c.Naming.BeatInterval, c.Naming.BeatTimeout, c.Naming.DeleteTimeout = 100*time.Millisecond, 3*time.Second, 4*time.Second
 	})
-	cfg := realConfig(t, r.addr)
+	cfg := testConfig(t, r.addr)
 	cfg.BeatInterval, cfg.BeatPeriod = 100*time.Millisecond, 400*time.Millisecond
 	c := startClient(t, cfg)
 	ctx := ctxT(t, 60*time.Second)
@@ -255,13 +255,4 @@ func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
 		t.Fatalf("%d batch RPCs in %v (at most %d)", rpcs, elapsed, max)
 	}
 	t.Logf("%d batch RPCs in %v", rpcs, elapsed)
-}
-
-// realConfig is testConfig against a real registry: one request may wait
-// seconds on a loaded 2-core machine under -race (a 200-instance batch
-// beat took over testConfig's 1 s and the client reconnected mid-Keep).
-func realConfig(t testing.TB, servers ...string) Config {
-	cfg := testConfig(t, servers...)
-	cfg.RequestTimeout = 10 * time.Second
-	return cfg
 }
