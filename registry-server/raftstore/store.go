@@ -316,10 +316,32 @@ func (s *Store) apply(typ byte, body any) error {
 
 // applyEncoded applies entry b here when this node leads, or, when
 // forward is allowed, sends it to the leader; without a leader it waits
-// for one, up to ApplyTimeout.
+// for one, up to ApplyTimeout. A leader that loses leadership while the
+// entry commits tries again through the next leader when forward is
+// allowed (the entry may have committed: at least once, as a forwarded
+// write whose leader died; callers never see a transient "not leader").
 func (s *Store) applyEncoded(b []byte, forward bool) error {
-	typ := b[0]
 	start := time.Now()
+	for {
+		err := s.applyOnce(b, forward, start)
+		if !forward || s.forward == nil || !errors.Is(err, errLostLeadership) || time.Since(start) >= s.cfg.ApplyTimeout {
+			return err
+		}
+		s.metrics.forwarded("retry")
+		select {
+		case <-s.done:
+			return ErrStopped
+		case <-time.After(20 * time.Millisecond): // the next election
+		}
+	}
+}
+
+// errLostLeadership marks an ErrNotLeader of a leader that lost
+// leadership while the entry was being committed.
+var errLostLeadership = errors.New("leadership lost while committing")
+
+func (s *Store) applyOnce(b []byte, forward bool, start time.Time) error {
+	typ := b[0]
 	for !s.leading.Load() {
 		addr, id := s.raft.LeaderWithID()
 		if id != "" && string(id) != s.cfg.ServerID {
@@ -359,7 +381,7 @@ func (s *Store) applyEncoded(b []byte, forward bool) error {
 	if err := fut.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+			return fmt.Errorf("%w: %w: %v", ErrNotLeader, errLostLeadership, err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return fmt.Errorf("%w: %v", ErrTimeout, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
