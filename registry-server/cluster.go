@@ -213,7 +213,7 @@ func (s *Server) joinCluster(cfg Config, store *raftstore.Store, dist *distro.Ru
 				"ferryNonVoters": membership.Sorted(nonVoters)},
 		}}}
 	})
-	mem.SetFormed(store.Formed)
+	mem.SetFormed(store.Elected)
 	mem.SetReady(func() bool { return store.Ready() && s.loaded.Load() })
 	changer := &memberChanger{self: self, mem: mem, store: store, client: clusternet.NewClient(self, cfg.Raft.ApplyTimeout), log: s.log}
 	cnet.Handle(membersPath, changer.serve)
@@ -323,8 +323,11 @@ func (r raftReporter) SetHealth(key naming.ServiceKey, a naming.Addr, healthy bo
 // bootstrapper bootstraps the Raft group once a majority of the members
 // (this node included) confirmed they run with this node's member list: a
 // member started with another list never bootstraps a cluster of its own.
-// A member that hears from a peer whose group is already formed (a member
-// added at run time) never bootstraps: the leader adds it.
+// A member that hears from a peer whose group has already run (elected a
+// leader: a member added at run time) never bootstraps: the leader adds
+// it. (A peer that only bootstrapped the same list and died before an
+// election does not stop the others from bootstrapping the same
+// configuration and electing a leader among themselves.)
 type bootstrapper struct {
 	mem   *membership.Membership
 	store *raftstore.Store

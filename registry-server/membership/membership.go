@@ -24,9 +24,9 @@ const ReportPath = "/ferry/cluster/v1/report"
 var ErrMemberList = errors.New("membership: member lists differ")
 
 // report is what members exchange: the sender, its own state and its
-// member list; Formed says the sender's Raft group exists (it has a Raft
-// configuration: a starting member without state then joins it instead
-// of bootstrapping), Ready that it is caught up and serving (a joining
+// member list; Formed says the sender's Raft group has run (it has a
+// configuration and elected a leader: a starting member without state
+// then joins it instead of bootstrapping), Ready that it is caught up and serving (a joining
 // member is promoted to voter once it is).
 type report struct {
 	Member  string   `json:"member"`
@@ -157,8 +157,8 @@ func (m *Membership) SetMembers(members []string) error {
 	return nil
 }
 
-// SetFormed tells the membership whether this member's Raft group exists
-// (reported to peers; a formed member tolerates another member list).
+// SetFormed tells the membership whether this member's Raft group has
+// run (reported to peers; such a member tolerates another member list).
 func (m *Membership) SetFormed(fn func() bool) {
 	m.mu.Lock()
 	m.formed = fn

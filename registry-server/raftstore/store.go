@@ -508,6 +508,13 @@ func (s *Store) Formed() bool {
 	return err == nil && len(c) > 0
 }
 
+// Elected reports whether this node's group has run: it has a
+// configuration and an entry beyond the bootstrap one (a leader appends
+// one when elected). A group only bootstrapped may be bootstrapped again
+// by the other members of the same list (the same configuration: one
+// cluster); one that has run may only be joined.
+func (s *Store) Elected() bool { return s.Formed() && s.raft.LastIndex() > 1 }
+
 // voters counts the voters of the latest configuration.
 func (s *Store) voters() int {
 	c, _ := s.Configuration()
