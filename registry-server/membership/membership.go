@@ -401,6 +401,10 @@ func (m *Membership) observe(peer string, in report, err error) {
 	}
 	m.met.probes.WithLabelValues(result).Inc()
 	switch {
+	case err != nil && logIt && errors.Is(err, clusternet.ErrNotMember) && !m.isFormed():
+		// A member started before the others list it (a run-time join):
+		// normal until the leader adds it.
+		m.log.Warn("not (yet) in this member's list: waiting to be added (or check the lists)", "member", peer, "err", err)
 	case err != nil && logIt && (errors.Is(err, ErrMemberList) || errors.Is(err, clusternet.ErrNotMember) || errors.Is(err, clusternet.ErrVersion)):
 		m.log.Error("member refused: the cluster will not form with it", "member", peer, "err", err)
 	case err != nil && logIt:
