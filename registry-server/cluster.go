@@ -197,11 +197,27 @@ func (s *Server) joinCluster(cfg Config, store *raftstore.Store, dist *distro.Ru
 	})
 	mem.SetSelfInfo(func() map[string]any {
 		id, addr := store.Leader()
+		var group, nonVoters []string
+		if conf, err := store.Configuration(); err == nil {
+			for _, sv := range conf {
+				if sv.Voter {
+					group = append(group, sv.Addr)
+				} else {
+					nonVoters = append(nonVoters, sv.ID)
+				}
+			}
+		}
 		// Nacos' raftMetaData shape, with Ferry's one group.
 		return map[string]any{"raftMetaData": map[string]any{"metaDataMap": map[string]any{
-			"ferry_registry": map[string]any{"leader": addr, "leaderMember": id, "raftGroupMember": raftMembers(cfg.Members)},
+			"ferry_registry": map[string]any{"leader": addr, "leaderMember": id, "raftGroupMember": membership.Sorted(group),
+				"ferryNonVoters": membership.Sorted(nonVoters)},
 		}}}
 	})
+	mem.SetFormed(store.Elected)
+	mem.SetReady(func() bool { return store.Ready() && s.loaded.Load() })
+	changer := &memberChanger{self: self, mem: mem, store: store, client: clusternet.NewClient(self, cfg.Raft.ApplyTimeout), log: s.log}
+	cnet.Handle(membersPath, changer.serve)
+	s.changer = changer
 	cnet.Handle(distroPath, func(_ context.Context, from string, body []byte) (any, error) {
 		var m distro.Message
 		if err := json.Unmarshal(body, &m); err != nil {
@@ -216,7 +232,12 @@ func (s *Server) joinCluster(cfg Config, store *raftstore.Store, dist *distro.Ru
 	}
 	bal.HandleCluster(cnet)
 	s.balancer = bal
-	mem.OnChange(func() { dist.MembersChanged(mem.Serving()); bal.MembersChanged() })
+	mem.OnChange(func() {
+		if err := dist.SetMembers(mem.Members(), mem.Serving()); err != nil {
+			s.log.Error("distro member list", "err", err)
+		}
+		bal.MembersChanged()
+	})
 	cnet.Handle(distroSnapshotPath, func(_ context.Context, _ string, body []byte) (any, error) {
 		var req snapshotRequest
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -234,21 +255,16 @@ func (s *Server) joinCluster(cfg Config, store *raftstore.Store, dist *distro.Ru
 	s.life.Add(lifecycle.Service, "distro snapshot load", &distroLoader{s: s, dist: dist, client: clusternet.NewClient(self, 3*time.Second),
 		peers: peers, log: s.log, stop: make(chan struct{}), done: make(chan struct{})})
 	s.Mount("/nacos/v1/core/cluster/", s.auth.Guard(mem.Handler(), s.cfg.HTTP.MaxBodyBytes)) // operator routes: loopback or admin
+	s.Mount("POST /nacos/v1/core/cluster/server/leave", s.auth.Guard(changer.changeHandler(false), s.cfg.HTTP.MaxBodyBytes))
+	s.Mount("POST /nacos/v1/core/cluster/server/join", s.auth.Guard(changer.changeHandler(true), s.cfg.HTTP.MaxBodyBytes))
 	s.members = mem
 	s.life.Add(lifecycle.Service, "membership", mem)
 	s.life.Add(lifecycle.Service, "distro", dist)
-	s.life.Add(lifecycle.Service, "raft bootstrap", newBootstrapper(mem, store, len(cfg.Members)/2+1, s.log))
+	s.life.Add(lifecycle.Service, "raft bootstrap", newBootstrapper(mem, store, s.log))
+	s.life.Add(lifecycle.Service, "member list follower", &membersFollower{ch: changer, dist: dist, every: 200 * time.Millisecond,
+		stop: make(chan struct{}), done: make(chan struct{})})
 	s.life.Add(lifecycle.Listener, "cluster port", cnet)
 	return nil
-}
-
-func raftMembers(members []string) []string {
-	out := make([]string, 0, len(members))
-	for _, m := range membership.Sorted(members) {
-		a, _ := raftPortOf(m)
-		out = append(out, a)
-	}
-	return out
 }
 
 // Members is the node's membership (nil on a single node).
@@ -307,18 +323,22 @@ func (r raftReporter) SetHealth(key naming.ServiceKey, a naming.Addr, healthy bo
 // bootstrapper bootstraps the Raft group once a majority of the members
 // (this node included) confirmed they run with this node's member list: a
 // member started with another list never bootstraps a cluster of its own.
+// A member that hears from a peer whose group has already run (elected a
+// leader: a member added at run time) never bootstraps: the leader adds
+// it. (A peer that only bootstrapped the same list and died before an
+// election does not stop the others from bootstrapping the same
+// configuration and electing a leader among themselves.)
 type bootstrapper struct {
-	mem    *membership.Membership
-	store  *raftstore.Store
-	quorum int
-	log    *slog.Logger
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	mem   *membership.Membership
+	store *raftstore.Store
+	log   *slog.Logger
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
 }
 
-func newBootstrapper(mem *membership.Membership, store *raftstore.Store, quorum int, log *slog.Logger) *bootstrapper {
-	return &bootstrapper{mem: mem, store: store, quorum: quorum, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+func newBootstrapper(mem *membership.Membership, store *raftstore.Store, log *slog.Logger) *bootstrapper {
+	return &bootstrapper{mem: mem, store: store, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (b *bootstrapper) Start() error {
@@ -328,14 +348,27 @@ func (b *bootstrapper) Start() error {
 		defer t.Stop()
 		waiting := time.Now()
 		for {
-			if n := b.mem.Agreed(); n >= b.quorum {
-				if err := b.store.Bootstrap(); err != nil {
+			quorum := len(b.mem.Members())/2 + 1
+			if b.store.Formed() {
+				return
+			}
+			if b.mem.PeerFormed() {
+				b.log.Info("a peer's Raft group is formed: joining it (the leader adds this member) instead of bootstrapping")
+				return
+			}
+			if n := b.mem.Agreed(); n >= quorum {
+				var peers []raftstore.Peer
+				for _, m := range b.mem.Members() {
+					addr, _ := raftPortOf(m) // validated
+					peers = append(peers, raftstore.Peer{ID: m, Addr: addr})
+				}
+				if err := b.store.BootstrapPeers(peers); err != nil {
 					b.log.Error("raft bootstrap", "err", err)
 				}
 				return
 			} else if time.Since(waiting) > 30*time.Second {
 				b.log.Warn("waiting for a majority of the members to agree on the member list before forming the Raft group",
-					"agreed", n, "need", b.quorum)
+					"agreed", n, "need", quorum)
 				waiting = time.Now()
 			}
 			select {

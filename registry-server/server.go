@@ -68,6 +68,7 @@ type Server struct {
 	configs   *configsvc.Service     // set by Open; nil for a bare New
 	udp       *udppush.Service       // set by Open; nil for a bare New
 	members   *membership.Membership // set by Open in a cluster
+	changer   *memberChanger         // set by Open in a cluster: run-time membership changes
 	balancer  *loader.Balancer       // set by Open: loader routes, balancing, hand-over on stop
 	loaded    atomic.Bool            // the ephemeral data is loaded (a cluster member loads it from a peer at start)
 	leaveOnce sync.Once

@@ -22,7 +22,7 @@ import (
 )
 
 // clusterPorts picks n main ports whose derived ports are all free.
-func clusterPorts(t *testing.T, n int) []int {
+func clusterPorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports, err := membership.FreePorts("127.0.0.1", n, 0)
 	if err != nil {

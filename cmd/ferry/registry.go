@@ -5,6 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/ferrysync/ferry/internal/diag"
 	registryserver "github.com/ferrysync/ferry/registry-server"
@@ -24,7 +28,7 @@ const adminPasswordEnv = "FERRY_REGISTRY_ADMIN_PASSWORD"
 // The config file (JSON, see README "## registry") sets the rest; flags
 // given on the command line override it.
 func runRegistry(ctx context.Context, env *cmdEnv, args []string) error {
-	cfg, err := registryConfig(args, env)
+	cfg, membersFile, err := registryConfigFile(args, env)
 	if err != nil {
 		return err
 	}
@@ -42,14 +46,82 @@ func runRegistry(ctx context.Context, env *cmdEnv, args []string) error {
 	} else {
 		fmt.Fprintf(env.stdout, "registry: HTTP %s, gRPC %s\n", s.HTTPAddr(), s.GRPCAddr())
 	}
+	if membersFile != "" {
+		watchMembersFile(ctx, env, s, membersFile, cfg.Members)
+	}
 	<-ctx.Done()
 	s.Stop()
 	return nil
 }
 
+// membersFilePoll is how often -members-file is checked for a change
+// (SIGHUP re-reads it at once).
+const membersFilePoll = 2 * time.Second
+
+// watchMembersFile re-reads the cluster.conf on SIGHUP and when its
+// content changes (checked every membersFilePoll), and makes a changed
+// list the cluster's (registryserver.Server.ChangeMembers: carried out by
+// the Raft leader). A refused or unreadable list is logged once per
+// content and left; the member keeps its list.
+func watchMembersFile(ctx context.Context, env *cmdEnv, s *registryserver.Server, path string, start []string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		t := time.NewTicker(membersFilePoll)
+		defer t.Stop()
+		last := strings.Join(membership.Sorted(start), ",") // the list last acted on
+		for {
+			force := false
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				force = true
+			case <-t.C:
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				if force {
+					env.logger.Error("registry: -members-file", "err", err)
+				}
+				continue
+			}
+			list, err := membership.ParseClusterConf(f)
+			f.Close()
+			key := strings.Join(membership.Sorted(list), ",")
+			if err != nil {
+				if force || key != last {
+					env.logger.Error("registry: -members-file: the member list is left as it was", "file", path, "err", err)
+				}
+				last = key
+				continue
+			}
+			if key == last && !force {
+				continue
+			}
+			last = key
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = s.ChangeMembers(cctx, list)
+			cancel()
+			if err != nil {
+				env.logger.Error("registry: -members-file: member list change refused; the list is left as it was", "file", path, "members", key, "err", err)
+				continue
+			}
+			env.logger.Info("registry: member list changed from -members-file", "file", path, "members", key)
+		}
+	}()
+}
+
 // registryConfig builds the config: defaults, then the file, then the
 // flags that were given.
 func registryConfig(args []string, env *cmdEnv) (registryserver.Config, error) {
+	cfg, _, err := registryConfigFile(args, env)
+	return cfg, err
+}
+
+// registryConfigFile is registryConfig, also returning -members-file.
+func registryConfigFile(args []string, env *cmdEnv) (registryserver.Config, string, error) {
 	cfg := registryserver.DefaultConfig()
 	fs := flag.NewFlagSet("registry", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
@@ -59,7 +131,7 @@ func registryConfig(args []string, env *cmdEnv) (registryserver.Config, error) {
 	data := fs.String("data", cfg.DataDir, "data directory (Raft store)")
 	file := fs.String("config", "", "JSON config file for the rest (flags override it)")
 	members := fs.String("members", "", "registry cluster: every member's main-port host:port, this node included (comma-separated)")
-	membersFile := fs.String("members-file", "", "registry cluster: a cluster.conf file, one member host:port a line")
+	membersFile := fs.String("members-file", "", "registry cluster: a cluster.conf file, one member host:port a line; re-read on SIGHUP and on change (the Raft leader adds or removes members)")
 	advertise := fs.String("advertise", "", "this node's address in the member list (default 127.0.0.1:PORT)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate: TLS on both ports (with -tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key of -tls-cert")
@@ -67,11 +139,11 @@ func registryConfig(args []string, env *cmdEnv) (registryserver.Config, error) {
 	balanceFactor := fs.Float64("balance-factor", cfg.Balance.Factor, "registry cluster: shed connections above the members' average by more than this fraction")
 	authOn := fs.Bool("auth", cfg.Auth.Enabled, "turn Nacos auth on (login, tokens, RBAC); the first start creates admin user nacos with $"+adminPasswordEnv+" or a generated password printed once")
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		return cfg, "", err
 	}
 	if *file != "" {
 		if err := cfg.LoadFile(*file); err != nil {
-			return cfg, err
+			return cfg, "", err
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
@@ -100,26 +172,26 @@ func registryConfig(args []string, env *cmdEnv) (registryserver.Config, error) {
 	})
 	switch {
 	case *members != "" && *membersFile != "":
-		return cfg, fmt.Errorf("registry: -members and -members-file are exclusive")
+		return cfg, "", fmt.Errorf("registry: -members and -members-file are exclusive")
 	case *members != "":
 		m, err := membership.ParseList(*members)
 		if err != nil {
-			return cfg, err
+			return cfg, "", err
 		}
 		cfg.Members = m
 	case *membersFile != "":
 		f, err := os.Open(*membersFile)
 		if err != nil {
-			return cfg, fmt.Errorf("registry: -members-file: %w", err)
+			return cfg, "", fmt.Errorf("registry: -members-file: %w", err)
 		}
 		m, err := membership.ParseClusterConf(f)
 		f.Close()
 		if err != nil {
-			return cfg, fmt.Errorf("registry: -members-file %s: %w", *membersFile, err)
+			return cfg, "", fmt.Errorf("registry: -members-file %s: %w", *membersFile, err)
 		}
 		cfg.Members = m
 	}
 	cfg.AdminPassword = os.Getenv(adminPasswordEnv)
 	cfg.Notice = env.stdout
-	return cfg, cfg.Validate()
+	return cfg, *membersFile, cfg.Validate()
 }

@@ -64,26 +64,42 @@ func ClusterPort(member string) (string, error) {
 // Server serves the cluster routes on one listener. Handle routes before
 // Start.
 type Server struct {
-	self    string
-	members map[string]bool
-	mux     *http.ServeMux
-	srv     *http.Server
-	addr    string // listen address
+	self string
+	mux  *http.ServeMux
+	srv  *http.Server
+	addr string // listen address
 
-	mu   sync.Mutex // guards lis
-	lis  net.Listener
-	done chan struct{}
+	mu      sync.Mutex // guards lis and members
+	lis     net.Listener
+	members map[string]bool
+	done    chan struct{}
 }
 
 // NewServer builds the server of member self (its main-port address) for
 // the given member list, listening on addr when started.
 func NewServer(self, addr string, members []string) *Server {
-	s := &Server{self: self, members: map[string]bool{}, mux: http.NewServeMux(), addr: addr, done: make(chan struct{})}
-	for _, m := range members {
-		s.members[m] = true
-	}
+	s := &Server{self: self, mux: http.NewServeMux(), addr: addr, done: make(chan struct{})}
+	s.SetMembers(members)
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
 	return s
+}
+
+// SetMembers replaces the members whose requests are answered (a
+// run-time membership change). Safe while serving.
+func (s *Server) SetMembers(members []string) {
+	ms := make(map[string]bool, len(members))
+	for _, m := range members {
+		ms[m] = true
+	}
+	s.mu.Lock()
+	s.members = ms
+	s.mu.Unlock()
+}
+
+func (s *Server) isMember(m string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.members[m]
 }
 
 // HandlerFunc answers one cluster request from member from with a JSON
@@ -137,7 +153,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderRefused, "version")
 		http.Error(w, fmt.Sprintf("%v: %s speaks %q, %s speaks %q", ErrVersion, from, v, s.self, Version), http.StatusBadRequest)
 		return
-	case !s.members[from]:
+	case !s.isMember(from):
 		w.Header().Set(HeaderRefused, "not_member")
 		http.Error(w, fmt.Sprintf("%v: %s is not in the member list of %s", ErrNotMember, from, s.self), http.StatusForbidden)
 		return

@@ -361,6 +361,65 @@ func (e *Engine) MembersChanged(serving []string, now time.Time) []Op {
 	return ops
 }
 
+// SetMembers replaces the member list (a run-time membership change; it
+// must contain this node) and then applies serving as MembersChanged
+// does. A new peer is sent every client this node owns at once (it may
+// also have loaded a snapshot; the copies are idempotent); what was
+// pending for, or in flight to, a removed peer is forgotten, and the
+// removed peer's copies here are treated as a non-serving owner's:
+// beat-kept ones adopted, connection clients dropped after ConnGrace.
+func (e *Engine) SetMembers(members, serving []string, now time.Time) ([]Op, error) {
+	ms := append([]string(nil), members...)
+	sort.Strings(ms)
+	if i := sort.SearchStrings(ms, e.self); i >= len(ms) || ms[i] != e.self {
+		return nil, fmt.Errorf("%w: members %v do not contain %s", ErrConfig, ms, e.self)
+	}
+	in := map[string]bool{}
+	for _, m := range ms {
+		in[m] = true
+	}
+	was := map[string]bool{}
+	for _, m := range e.members {
+		was[m] = true
+		if !in[m] {
+			delete(e.pending, m)
+			delete(e.inflight, m)
+			if _, ok := e.downSince[m]; !ok {
+				e.downSince[m] = now
+			}
+		}
+	}
+	e.members = ms
+	for id, sent := range e.sentRm {
+		for p := range sent {
+			if !in[p] {
+				delete(sent, p)
+			}
+		}
+		if len(sent) >= len(e.members)-1 {
+			delete(e.removed, id)
+			delete(e.sentRm, id)
+		}
+	}
+	for _, m := range ms {
+		if !was[m] && m != e.self {
+			for _, id := range e.ownIDs() {
+				e.schedule(m, id, now)
+			}
+		}
+	}
+	var srv []string
+	for _, m := range serving {
+		if in[m] {
+			srv = append(srv, m)
+		}
+	}
+	return e.MembersChanged(srv, now), nil
+}
+
+// Members is the member list the engine knows (sorted).
+func (e *Engine) Members() []string { return append([]string(nil), e.members...) }
+
 // handOver sends every beat-kept client this node owns but another
 // serving member is now responsible for to that member, which adopts it
 // (and this node yields when the adopter's copy arrives).

@@ -122,6 +122,21 @@ func (r *Runner) MembersChanged(serving []string) {
 	})
 }
 
+// SetMembers tells the engine a new member list (run-time membership
+// change) and the serving members; the mapper follows serving.
+func (r *Runner) SetMembers(members, serving []string) error {
+	var err error
+	r.run(func(e *Engine) ([]Op, []Envelope) {
+		var ops []Op
+		if ops, err = e.SetMembers(members, serving, r.now()); err != nil {
+			return nil, nil
+		}
+		r.mapper.Set(e.Serving())
+		return ops, nil
+	})
+	return err
+}
+
 // Receive handles a message from peer from (the cluster route).
 func (r *Runner) Receive(from string, m Message) {
 	r.run(func(e *Engine) ([]Op, []Envelope) { return e.Receive(from, m, r.now()) })

@@ -59,6 +59,29 @@ func NewDetector(self string, members []string, failLimit int) *Detector {
 	return d
 }
 
+// SetMembers replaces the member list (a run-time change): members no
+// longer listed are forgotten, new ones start Down (not serving) until
+// their first answer, so a member that is added before it runs takes no
+// clients. It returns whether anything changed.
+func (d *Detector) SetMembers(members []string) bool {
+	changed := false
+	keep := map[string]bool{}
+	for _, m := range members {
+		keep[m] = true
+		if d.members[m] == nil {
+			d.members[m] = &MemberView{Address: m, State: Down, FailCount: d.failLimit}
+			changed = true
+		}
+	}
+	for m, v := range d.members {
+		if !keep[m] && !v.Self {
+			delete(d.members, m)
+			changed = true
+		}
+	}
+	return changed
+}
+
 // Success records an answer from m, which reported its own state
 // (Leaving when it is stopping). It returns whether m's state changed.
 func (d *Detector) Success(m string, reported State, now time.Time) bool {

@@ -24,24 +24,42 @@ const ReportPath = "/ferry/cluster/v1/report"
 var ErrMemberList = errors.New("membership: member lists differ")
 
 // report is what members exchange: the sender, its own state and its
-// member list.
+// member list; Formed says the sender's Raft group has run (it has a
+// configuration and elected a leader: a starting member without state
+// then joins it instead of bootstrapping), Ready that it is caught up and serving (a joining
+// member is promoted to voter once it is).
 type report struct {
 	Member  string   `json:"member"`
 	State   State    `json:"state"`
 	Members []string `json:"members"`
+	Formed  bool     `json:"formed,omitempty"`
+	Ready   bool     `json:"ready,omitempty"`
 }
 
 // Membership runs the failure detector: it probes every peer over the
 // cluster port each ProbeInterval and answers their probes. Its methods are
-// safe for concurrent use; mu guards the detector, the listeners and the
-// log-once map.
+// safe for concurrent use; mu guards the member list, the detector, the
+// listeners, the peers' last reports and the log-once map.
+//
+// The member list is cfg.Members at start and may change at run time
+// (SetMembers: the Raft configuration of a formed cluster, or a re-read
+// cluster.conf before it formed). Members exchange lists on every probe;
+// until this member's Raft group is formed a different list is refused
+// both ways (two lists must never bootstrap two clusters); once formed,
+// the list is the Raft configuration's, which members learn a few
+// milliseconds apart, so a difference is only logged.
 type Membership struct {
 	cfg    Config
 	log    *slog.Logger
 	client *clusternet.Client
+	srv    *clusternet.Server
 	met    *metrics
 
 	mu        sync.Mutex
+	members   []string // sorted
+	formed    func() bool
+	ready     func() bool
+	peerRep   map[string]report // each peer's last report
 	det       *Detector
 	selfInfo  func() map[string]any // extra extendInfo of this node (nodes route)
 	listeners []func()
@@ -64,14 +82,17 @@ func New(cfg Config, srv *clusternet.Server, logger *slog.Logger, reg prometheus
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Membership{
-		cfg:    cfg,
-		log:    logger.With("subsystem", "membership"),
-		client: clusternet.NewClient(cfg.Self, cfg.ProbeTimeout),
-		det:    NewDetector(cfg.Self, cfg.Members, cfg.FailLimit),
-		logged: map[string]string{},
-		agreed: map[string]bool{cfg.Self: true},
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		cfg:     cfg,
+		log:     logger.With("subsystem", "membership"),
+		client:  clusternet.NewClient(cfg.Self, cfg.ProbeTimeout),
+		srv:     srv,
+		members: Sorted(cfg.Members),
+		peerRep: map[string]report{},
+		det:     NewDetector(cfg.Self, cfg.Members, cfg.FailLimit),
+		logged:  map[string]string{},
+		agreed:  map[string]bool{cfg.Self: true},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	met, err := newMetrics(reg, m)
 	if err != nil {
@@ -89,8 +110,120 @@ func (m *Membership) Client() *clusternet.Client { return m.client }
 // Self is this node's address.
 func (m *Membership) Self() string { return m.cfg.Self }
 
-// Members is the configured member list, sorted.
-func (m *Membership) Members() []string { return Sorted(m.cfg.Members) }
+// Members is the member list, sorted.
+func (m *Membership) Members() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.members...)
+}
+
+// SetMembers replaces the member list at run time: it must contain this
+// node (see CheckMembers). New members start DOWN until they answer a
+// probe; removed ones are forgotten and their cluster requests refused.
+// Listeners are told when the list changed.
+func (m *Membership) SetMembers(members []string) error {
+	if err := CheckMembers(m.cfg.Self, members); err != nil {
+		return err
+	}
+	sorted := Sorted(members)
+	m.mu.Lock()
+	if SameList(sorted, m.members) {
+		m.mu.Unlock()
+		return nil
+	}
+	old := m.members
+	m.members = sorted
+	m.det.SetMembers(sorted)
+	keep := map[string]bool{}
+	for _, x := range sorted {
+		keep[x] = true
+	}
+	for x := range m.agreed {
+		if !keep[x] {
+			delete(m.agreed, x)
+		}
+	}
+	for x := range m.peerRep {
+		if !keep[x] {
+			delete(m.peerRep, x)
+		}
+	}
+	m.mu.Unlock()
+	if m.srv != nil {
+		m.srv.SetMembers(sorted)
+	}
+	m.log.Info("member list changed", "from", strings.Join(old, ","), "to", strings.Join(sorted, ","))
+	m.changed()
+	return nil
+}
+
+// SetFormed tells the membership whether this member's Raft group has
+// run (reported to peers; such a member tolerates another member list).
+func (m *Membership) SetFormed(fn func() bool) {
+	m.mu.Lock()
+	m.formed = fn
+	m.mu.Unlock()
+}
+
+// SetReady tells the membership whether this member is caught up and
+// serving (reported to peers).
+func (m *Membership) SetReady(fn func() bool) {
+	m.mu.Lock()
+	m.ready = fn
+	m.mu.Unlock()
+}
+
+// PeerFormed reports whether any peer's last report said its Raft group
+// is formed.
+func (m *Membership) PeerFormed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.peerRep {
+		if r.Formed {
+			return true
+		}
+	}
+	return false
+}
+
+// PeerReady reports whether member's last report said it is caught up
+// and serving, and it is UP now.
+func (m *Membership) PeerReady(member string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peerRep[member].Ready && m.det.State(member) == Up
+}
+
+// isFormed: this member's Raft group exists (false without a hook).
+func (m *Membership) isFormed() bool {
+	m.mu.Lock()
+	fn := m.formed
+	m.mu.Unlock()
+	return fn != nil && fn()
+}
+
+// own is this node's report.
+func (m *Membership) own() report {
+	m.mu.Lock()
+	out := report{Member: m.cfg.Self, State: m.det.State(m.cfg.Self), Members: append([]string(nil), m.members...)}
+	formed, ready := m.formed, m.ready
+	m.mu.Unlock()
+	out.Formed = formed != nil && formed()
+	out.Ready = ready != nil && ready()
+	return out
+}
+
+// acceptable checks a peer's report: it must come from peer and, until
+// this member's Raft group is formed, carry the same member list.
+func (m *Membership) acceptable(peer string, in report) error {
+	if in.Member != peer {
+		return m.listError(peer, in)
+	}
+	if !SameList(in.Members, m.Members()) && !m.isFormed() {
+		return m.listError(peer, in)
+	}
+	return nil
+}
 
 // View returns every member's state, sorted by address.
 func (m *Membership) View() []MemberView {
@@ -206,12 +339,9 @@ func (m *Membership) loop() {
 
 // round probes every peer once, in parallel.
 func (m *Membership) round(ctx context.Context) {
-	m.mu.Lock()
-	self := m.det.State(m.cfg.Self)
-	m.mu.Unlock()
-	out := report{Member: m.cfg.Self, State: self, Members: Sorted(m.cfg.Members)}
+	out := m.own()
 	var wg sync.WaitGroup
-	for _, peer := range m.cfg.Members {
+	for _, peer := range out.Members {
 		if peer == m.cfg.Self {
 			continue
 		}
@@ -220,10 +350,10 @@ func (m *Membership) round(ctx context.Context) {
 			defer wg.Done()
 			var in report
 			err := m.client.Call(ctx, peer, ReportPath, out, &in)
-			if err == nil && (in.Member != peer || !SameList(in.Members, m.cfg.Members)) {
-				err = m.listError(peer, in)
+			if err == nil {
+				err = m.acceptable(peer, in)
 			}
-			m.observe(peer, in.State, err)
+			m.observe(peer, in, err)
 		}(peer)
 	}
 	wg.Wait()
@@ -234,17 +364,22 @@ func (m *Membership) listError(peer string, in report) error {
 		return fmt.Errorf("%w: %s answered as %q", ErrMemberList, peer, in.Member)
 	}
 	return fmt.Errorf("%w: member %s runs with [%s], this node %s with [%s]", ErrMemberList,
-		peer, strings.Join(Sorted(in.Members), ","), m.cfg.Self, strings.Join(Sorted(m.cfg.Members), ","))
+		peer, strings.Join(Sorted(in.Members), ","), m.cfg.Self, strings.Join(m.Members(), ","))
 }
 
 // observe applies one outcome about peer to the detector, logs problems
 // once per change, and tells the listeners of a state change.
-func (m *Membership) observe(peer string, reported State, err error) {
+func (m *Membership) observe(peer string, in report, err error) {
 	now := time.Now()
 	m.mu.Lock()
+	if m.det.State(peer) == "" { // not (or no longer) a member
+		m.mu.Unlock()
+		return
+	}
 	var changed bool
 	if err == nil {
-		changed = m.det.Success(peer, reported, now)
+		changed = m.det.Success(peer, in.State, now)
+		m.peerRep[peer] = in // before agreed: a bootstrapper that sees the agreement also sees Formed
 		m.agreed[peer] = true
 	} else {
 		changed = m.det.Failure(peer, err.Error(), now)
@@ -266,6 +401,10 @@ func (m *Membership) observe(peer string, reported State, err error) {
 	}
 	m.met.probes.WithLabelValues(result).Inc()
 	switch {
+	case err != nil && logIt && errors.Is(err, clusternet.ErrNotMember) && !m.isFormed():
+		// A member started before the others list it (a run-time join):
+		// normal until the leader adds it.
+		m.log.Warn("not (yet) in this member's list: waiting to be added (or check the lists)", "member", peer, "err", err)
 	case err != nil && logIt && (errors.Is(err, ErrMemberList) || errors.Is(err, clusternet.ErrNotMember) || errors.Is(err, clusternet.ErrVersion)):
 		m.log.Error("member refused: the cluster will not form with it", "member", peer, "err", err)
 	case err != nil && logIt:
@@ -296,14 +435,10 @@ func (m *Membership) onReport(_ context.Context, from string, body []byte) (any,
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, &clusternet.StatusError{Status: http.StatusBadRequest, Err: fmt.Errorf("membership: undecodable report from %s: %v", from, err)}
 	}
-	if in.Member != from || !SameList(in.Members, m.cfg.Members) {
-		err := m.listError(from, in)
-		m.observe(from, "", err)
+	if err := m.acceptable(from, in); err != nil {
+		m.observe(from, report{}, err)
 		return nil, &clusternet.StatusError{Status: http.StatusConflict, Err: err}
 	}
-	m.observe(from, in.State, nil)
-	m.mu.Lock()
-	self := m.det.State(m.cfg.Self)
-	m.mu.Unlock()
-	return report{Member: m.cfg.Self, State: self, Members: Sorted(m.cfg.Members)}, nil
+	m.observe(from, in, nil)
+	return m.own(), nil
 }

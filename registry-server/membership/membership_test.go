@@ -266,3 +266,62 @@ func TestThreeMembers(t *testing.T) {
 		t.Fatalf("non-member: %v", err)
 	}
 }
+
+// TestSetMembers: a member added at run time starts DOWN (it takes no
+// clients before it answers) and is UP once it answers; until a member's
+// Raft group is formed another list is refused, once formed it is
+// accepted (the list is then the Raft configuration's); a removed member
+// is forgotten and refused by the transport; a list without this node is
+// refused.
+func TestSetMembers(t *testing.T) {
+	c := &cluster{addrs: map[string]string{}, nodes: map[string]*Membership{}, srvs: map[string]*clusternet.Server{}}
+	members := []string{"127.0.0.1:28848", "127.0.0.1:28858", "127.0.0.1:28868"}
+	a := c.start(t, members[0], members[:2])
+	b := c.start(t, members[1], members[:2])
+	poll.Until(t, 10*time.Second, "a and b UP", func() bool {
+		return a.State(b.Self()) == Up && b.State(a.Self()) == Up && !a.PeerFormed()
+	})
+	if err := a.SetMembers([]string{members[1], members[2]}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a list without this node: %v", err)
+	}
+	// Formed: a accepts b's other list from now on.
+	var formed atomicBool
+	a.SetFormed(formed.get)
+	b.SetFormed(formed.get)
+	formed.set(true)
+	if err := a.SetMembers(members); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.State(members[2]); st != Down {
+		t.Fatalf("a new member starts %s, want DOWN", st)
+	}
+	if got := strings.Join(a.Serving(), ","); got != strings.Join(members[:2], ",") {
+		t.Fatalf("serving %s", got)
+	}
+	cm := c.start(t, members[2], members)
+	cm.SetFormed(formed.get)
+	poll.Until(t, 10*time.Second, "the new member UP on a, b still UP on a", func() bool {
+		return a.State(cm.Self()) == Up && a.State(b.Self()) == Up && a.PeerFormed()
+	})
+	// Removal: b is forgotten by a and refused by its transport.
+	if err := a.SetMembers([]string{members[0], members[2]}); err != nil {
+		t.Fatal(err)
+	}
+	if a.State(b.Self()) != "" || len(a.View()) != 2 {
+		t.Fatalf("after removal: %+v", a.View())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := clusternet.NewClient(b.Self(), time.Second).CallVia(ctx, c.addrs[a.Self()], ReportPath, report{Member: b.Self()}, nil)
+	if !errors.Is(err, clusternet.ErrNotMember) {
+		t.Fatalf("removed member: %v", err)
+	}
+}
+
+type atomicBool struct {
+	mu sync.Mutex
+	v  bool
+}
+
+func (b *atomicBool) get() bool  { b.mu.Lock(); defer b.mu.Unlock(); return b.v }
+func (b *atomicBool) set(v bool) { b.mu.Lock(); b.v = v; b.mu.Unlock() }

@@ -112,11 +112,13 @@ func writeResult(w http.ResponseWriter, data any) {
 // gives rather than 404.
 func Standalone(self string) *Membership {
 	return &Membership{
-		cfg:    Config{Self: self, Members: []string{self}},
-		det:    NewDetector(self, []string{self}, 1),
-		logged: map[string]string{},
-		agreed: map[string]bool{self: true},
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		cfg:     Config{Self: self, Members: []string{self}},
+		members: []string{self},
+		peerRep: map[string]report{},
+		det:     NewDetector(self, []string{self}, 1),
+		logged:  map[string]string{},
+		agreed:  map[string]bool{self: true},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 }

@@ -132,11 +132,21 @@ func TestPeersBootstrapAndForward(t *testing.T) {
 // to each other directly, bootstraps them and waits until all are ready.
 func openPeers(t testing.TB, n int) ([]*Store, direct) {
 	t.Helper()
+	return openPeersWith(t, n, nil)
+}
+
+// openPeersWith is openPeers with each peer's config adjusted by tune
+// (nil: the tests' fast timers).
+func openPeersWith(t testing.TB, n int, tune func(*Config)) ([]*Store, direct) {
+	t.Helper()
 	var peers []Peer
 	var cfgs []Config
 	for i := 0; i < n; i++ {
 		cfg := testConfig(t.TempDir())
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+		if tune != nil {
+			tune(&cfg)
+		}
 		cfg.ServerID = fmt.Sprintf("n%d", i)
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

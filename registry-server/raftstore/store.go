@@ -264,12 +264,16 @@ func (s *Store) SetForwarder(f Forwarder) { s.forward = f }
 // Config.Peers as a voter (the same configuration on every member, so
 // they form one cluster); a node with state, or already bootstrapped, is
 // left as it is. Call once the members agree on the list.
-func (s *Store) Bootstrap() error {
-	if len(s.cfg.Peers) == 0 {
+func (s *Store) Bootstrap() error { return s.BootstrapPeers(s.cfg.Peers) }
+
+// BootstrapPeers is Bootstrap with the given voters (the member list as
+// it is when the members agree, which may have been re-read since Open).
+func (s *Store) BootstrapPeers(peers []Peer) error {
+	if len(peers) == 0 {
 		return nil
 	}
 	conf := raft.Configuration{}
-	for _, p := range s.cfg.Peers {
+	for _, p := range peers {
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
 	}
 	err := s.raft.BootstrapCluster(conf).Error()
@@ -312,10 +316,32 @@ func (s *Store) apply(typ byte, body any) error {
 
 // applyEncoded applies entry b here when this node leads, or, when
 // forward is allowed, sends it to the leader; without a leader it waits
-// for one, up to ApplyTimeout.
+// for one, up to ApplyTimeout. A leader that loses leadership while the
+// entry commits tries again through the next leader when forward is
+// allowed (the entry may have committed: at least once, as a forwarded
+// write whose leader died; callers never see a transient "not leader").
 func (s *Store) applyEncoded(b []byte, forward bool) error {
-	typ := b[0]
 	start := time.Now()
+	for {
+		err := s.applyOnce(b, forward, start)
+		if !forward || s.forward == nil || !errors.Is(err, errLostLeadership) || time.Since(start) >= s.cfg.ApplyTimeout {
+			return err
+		}
+		s.metrics.forwarded("retry")
+		select {
+		case <-s.done:
+			return ErrStopped
+		case <-time.After(20 * time.Millisecond): // the next election
+		}
+	}
+}
+
+// errLostLeadership marks an ErrNotLeader of a leader that lost
+// leadership while the entry was being committed.
+var errLostLeadership = errors.New("leadership lost while committing")
+
+func (s *Store) applyOnce(b []byte, forward bool, start time.Time) error {
+	typ := b[0]
 	for !s.leading.Load() {
 		addr, id := s.raft.LeaderWithID()
 		if id != "" && string(id) != s.cfg.ServerID {
@@ -355,7 +381,7 @@ func (s *Store) applyEncoded(b []byte, forward bool) error {
 	if err := fut.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+			return fmt.Errorf("%w: %w: %v", ErrNotLeader, errLostLeadership, err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return fmt.Errorf("%w: %v", ErrTimeout, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
@@ -454,6 +480,81 @@ func (s *Store) AddVoter(id, addr string) error {
 	return nil
 }
 
+// Server is one server of the Raft configuration.
+type Server struct {
+	ID    string // its ServerID (a member's address)
+	Addr  string // its Raft transport address
+	Voter bool   // a voter, else a non-voter (catching up)
+}
+
+// Configuration returns the latest Raft configuration this node knows
+// (committed or not), in its order; empty before the group is formed.
+func (s *Store) Configuration() ([]Server, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raftstore: configuration: %w", err)
+	}
+	var out []Server
+	for _, sv := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(sv.ID), Addr: string(sv.Address), Voter: sv.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// Formed reports whether this node has a Raft configuration (it was
+// bootstrapped, or a leader replicated one to it).
+func (s *Store) Formed() bool {
+	c, err := s.Configuration()
+	return err == nil && len(c) > 0
+}
+
+// Elected reports whether this node's group has run: it has a
+// configuration and an entry beyond the bootstrap one (a leader appends
+// one when elected). A group only bootstrapped may be bootstrapped again
+// by the other members of the same list (the same configuration: one
+// cluster); one that has run may only be joined.
+func (s *Store) Elected() bool { return s.Formed() && s.raft.LastIndex() > 1 }
+
+// voters counts the voters of the latest configuration.
+func (s *Store) voters() int {
+	c, _ := s.Configuration()
+	n := 0
+	for _, sv := range c {
+		if sv.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// AddNonvoter adds a server that receives the log but does not vote (a
+// joining member catching up); on the leader only.
+func (s *Store) AddNonvoter(id, addr string) error {
+	return s.configChange("add non-voter "+id, s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.cfg.ApplyTimeout))
+}
+
+// RemoveServer removes a server from the configuration; on the leader
+// only (a leader removing itself steps down once it is committed).
+func (s *Store) RemoveServer(id string) error {
+	return s.configChange("remove "+id, s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.ApplyTimeout))
+}
+
+// TransferLeadership hands leadership to another voter and returns once
+// it did (or failed).
+func (s *Store) TransferLeadership() error {
+	return s.configChange("transfer leadership", s.raft.LeadershipTransfer())
+}
+
+func (s *Store) configChange(what string, f raft.Future) error {
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return fmt.Errorf("%w: %s: %v", ErrNotLeader, what, err)
+		}
+		return fmt.Errorf("raftstore: %s: %w", what, err)
+	}
+	return nil
+}
+
 // Addr is this node's Raft transport address.
 func (s *Store) Addr() string { return s.addr }
 
@@ -471,7 +572,7 @@ func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
 // idempotent; Raft's shutdown is bounded by its own timers.
 func (s *Store) Stop() error {
 	s.stopOnce.Do(func() {
-		if s.leading.Load() && len(s.cfg.Peers) > 1 {
+		if s.leading.Load() && s.voters() > 1 {
 			// Graceful stop of the leader: hand leadership over first, so
 			// writes pause for one transfer instead of an election timeout.
 			if err := s.raft.LeadershipTransfer().Error(); err != nil {
