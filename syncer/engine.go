@@ -115,16 +115,22 @@ type svcState struct {
 	// metaMissing are the revisions whose metadata node was missing at the
 	// last attempt: reported once, not at every retry.
 	metaMissing map[string]bool
-	shard       int
-	epoch       uint64
-	names       map[string]*nameState
-	nodes       map[string]nodeRec // every provider node of the last applied snapshot
-	lost        bool               // ownership lost while in flight: release at commit
-	held        bool               // its shard is kept beat-only: its refs are LightOnly
-	attempts    int
-	desired     int
-	regCount    int
-	skipped     map[SkipReason]int
+	// metaLedger is the app's metadata ledger (the revisions Ferry copied)
+	// once metaLoaded; metaUnused the ledger's revisions no instance uses,
+	// since when. Replaced, never mutated.
+	metaLedger []string
+	metaLoaded bool
+	metaUnused map[string]time.Time
+	shard      int
+	epoch      uint64
+	names      map[string]*nameState
+	nodes      map[string]nodeRec // every provider node of the last applied snapshot
+	lost       bool               // ownership lost while in flight: release at commit
+	held       bool               // its shard is kept beat-only: its refs are LightOnly
+	attempts   int
+	desired    int
+	regCount   int
+	skipped    map[SkipReason]int
 	// unsettled holds, per registry service name, a Keep that failed: the
 	// client may still beat (and register) that set, so Stop releases it and
 	// Retire deregisters it. Cleared when a later apply of the name succeeds.
@@ -255,6 +261,10 @@ func (e *Engine) stop(ctx context.Context, remove func(service string) bool) err
 		case <-ctx.Done():
 			err = fmt.Errorf("syncer: stop: %w", ctx.Err())
 		}
+		var cfgWork []configWork
+		if remove != nil && e.mappingsOn() {
+			cfgWork = e.configWork(remove)
+		}
 		e.mu.Lock()
 		var refs []ServiceRef
 		var dereg []deregWork
@@ -269,6 +279,11 @@ func (e *Engine) stop(ctx context.Context, remove func(service string) bool) err
 		if len(dereg) > 0 {
 			if derr := e.deregisterAll(ctx, dereg); derr != nil && err == nil {
 				err = derr
+			}
+		}
+		if len(cfgWork) > 0 {
+			if cerr := e.retireConfigs(ctx, cfgWork); cerr != nil && err == nil {
+				err = cerr
 			}
 		}
 		for _, r := range refs {
