@@ -75,6 +75,10 @@ type Config struct {
 	// default 100 KiB): an application's remote metadata above it is not
 	// copied and its instances of that revision are held back.
 	MaxConfigBytes int
+	// MetadataGrace is how long a remote metadata revision Ferry copied
+	// stays in the config service once no instance uses it (a consumer
+	// holding an old instance list may still read it).
+	MetadataGrace time.Duration
 }
 
 // DefaultConfig returns the defaults; Cluster and Worker must still be set.
@@ -99,6 +103,7 @@ func DefaultConfig() Config {
 		ProbeTimeout:     2 * time.Second,
 		ProbeConcurrency: 16,
 		MaxConfigBytes:   100 * 1024,
+		MetadataGrace:    10 * time.Minute,
 	}
 }
 
@@ -132,6 +137,8 @@ func (c Config) Validate() error {
 		return bad("StaleHold", "must be ≥ 0")
 	case c.MaxConfigBytes <= 0:
 		return bad("MaxConfigBytes", "must be > 0")
+	case c.MetadataGrace <= 0:
+		return bad("MetadataGrace", "must be > 0")
 	case c.MassShare <= 0 || c.MassShare > 1:
 		return bad("MassShare", "must be in (0, 1]")
 	case c.MassMin < 0:

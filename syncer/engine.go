@@ -52,7 +52,9 @@ type Deps struct {
 // The state machine (STYLE.md §10): a ZooKeeper change, an ownership or app
 // mode change, the periodic full reconcile (with jitter) and the synced
 // poll put services into a pending set (coalesced: a service is pending at
-// most once, and is never processed by two goroutines at once) and signal a
+// most once, and is never processed by two goroutines at once; a ZooKeeper
+// change waits in a change lane that is served before the bulk lane of
+// every other trigger) and signal a
 // capacity-1 wake channel with a non-blocking send; a bounded pool of
 // workers takes services from the set, reconciles each against its
 // snapshot and applies the plan through Registry; a failed apply is retried
@@ -87,7 +89,8 @@ type Engine struct {
 	stopped     bool
 	owned       map[int]uint64
 	kept        map[int]uint64 // shards kept beat-only through a store outage (Ownership.Kept)
-	queue       []string
+	queue       []string       // change lane: keys with a ZooKeeper change pending
+	bulk        []string       // bulk lane: the other pending keys (entries may be stale, see takeLocked)
 	pending     map[string]*pendingWork
 	inflight    map[string]bool
 	services    map[string]*svcState
@@ -104,6 +107,11 @@ type Engine struct {
 type pendingWork struct {
 	full  bool      // list from the registry, not only the cached view
 	since time.Time // first ZooKeeper change notification coalesced here; zero for other triggers
+	// urgent: a ZooKeeper change is coalesced here, so the key waits in
+	// the change lane (Engine.queue), which workers empty before the bulk
+	// lane (full reconciles, ownership gains, mode changes, retries): a
+	// full reconcile of thousands of keys must not delay a change.
+	urgent bool
 }
 
 type svcState struct {
@@ -115,16 +123,22 @@ type svcState struct {
 	// metaMissing are the revisions whose metadata node was missing at the
 	// last attempt: reported once, not at every retry.
 	metaMissing map[string]bool
-	shard       int
-	epoch       uint64
-	names       map[string]*nameState
-	nodes       map[string]nodeRec // every provider node of the last applied snapshot
-	lost        bool               // ownership lost while in flight: release at commit
-	held        bool               // its shard is kept beat-only: its refs are LightOnly
-	attempts    int
-	desired     int
-	regCount    int
-	skipped     map[SkipReason]int
+	// metaLedger is the app's metadata ledger (the revisions Ferry copied)
+	// once metaLoaded; metaUnused the ledger's revisions no instance uses,
+	// since when. Replaced, never mutated.
+	metaLedger []string
+	metaLoaded bool
+	metaUnused map[string]time.Time
+	shard      int
+	epoch      uint64
+	names      map[string]*nameState
+	nodes      map[string]nodeRec // every provider node of the last applied snapshot
+	lost       bool               // ownership lost while in flight: release at commit
+	held       bool               // its shard is kept beat-only: its refs are LightOnly
+	attempts   int
+	desired    int
+	regCount   int
+	skipped    map[SkipReason]int
 	// unsettled holds, per registry service name, a Keep that failed: the
 	// client may still beat (and register) that set, so Stop releases it and
 	// Retire deregisters it. Cleared when a later apply of the name succeeds.
@@ -255,6 +269,10 @@ func (e *Engine) stop(ctx context.Context, remove func(service string) bool) err
 		case <-ctx.Done():
 			err = fmt.Errorf("syncer: stop: %w", ctx.Err())
 		}
+		var cfgWork []configWork
+		if remove != nil && e.mappingsOn() {
+			cfgWork = e.configWork(remove)
+		}
 		e.mu.Lock()
 		var refs []ServiceRef
 		var dereg []deregWork
@@ -269,6 +287,11 @@ func (e *Engine) stop(ctx context.Context, remove func(service string) bool) err
 		if len(dereg) > 0 {
 			if derr := e.deregisterAll(ctx, dereg); derr != nil && err == nil {
 				err = derr
+			}
+		}
+		if len(cfgWork) > 0 {
+			if cerr := e.retireConfigs(ctx, cfgWork); cerr != nil && err == nil {
+				err = cerr
 			}
 		}
 		for _, r := range refs {
@@ -357,8 +380,12 @@ func (e *Engine) loop() {
 		case <-poll:
 			synced := e.deps.Source.Synced()
 			if synced && !wasSynced {
+				// Partial: each key's first pass since ownership began
+				// listed the registry already, and a plan that removes
+				// anything lists again first; this pass only lets the
+				// removals held while the view was not trusted go ahead.
 				e.log.Info("zookeeper view synced: reconciling every owned service")
-				e.enqueueOwned(true)
+				e.enqueueOwned(false)
 			}
 			wasSynced = synced
 			poll = e.clock.After(e.cfg.SyncedPoll)
@@ -390,9 +417,17 @@ func (e *Engine) enqueue(s string, full, change bool) {
 		return
 	}
 	w, ok := e.pending[s]
-	if !ok {
+	switch {
+	case !ok && change:
+		w = &pendingWork{urgent: true}
+		e.pending[s] = w
+		e.queue = append(e.queue, s)
+	case !ok:
 		w = &pendingWork{}
 		e.pending[s] = w
+		e.bulk = append(e.bulk, s)
+	case change && !w.urgent:
+		w.urgent = true // its bulk entry goes stale
 		e.queue = append(e.queue, s)
 	}
 	w.full = w.full || full
@@ -632,25 +667,50 @@ func (e *Engine) worker() {
 	}
 }
 
-// next takes the first pending service that is not in flight.
+// next takes the first pending service that is not in flight: from the
+// change lane first, then from the bulk lane.
 func (e *Engine) next() (string, pendingWork, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for i, s := range e.queue {
-		if e.inflight[s] {
+	s, ok := e.takeLocked(&e.queue, true)
+	if !ok {
+		s, ok = e.takeLocked(&e.bulk, false)
+	}
+	if !ok {
+		return "", pendingWork{}, false
+	}
+	w := *e.pending[s]
+	delete(e.pending, s)
+	e.inflight[s] = true
+	e.m.queueDepth.Set(float64(len(e.pending)))
+	if len(e.queue)+len(e.bulk) > 0 {
+		e.signal() // chain: another worker may take the next one
+	}
+	return s, w, true
+}
+
+// takeLocked removes and returns the first key of a lane that is pending
+// in that lane and not in flight, dropping stale entries on the way (a
+// bulk entry whose key moved to the change lane or was taken from it).
+// e.mu held.
+func (e *Engine) takeLocked(lane *[]string, urgent bool) (string, bool) {
+	q := *lane
+	for i := 0; i < len(q); {
+		s := q[i]
+		w := e.pending[s]
+		if w == nil || w.urgent != urgent {
+			q = slices.Delete(q, i, i+1)
 			continue
 		}
-		e.queue = slices.Delete(e.queue, i, i+1)
-		w := *e.pending[s]
-		delete(e.pending, s)
-		e.inflight[s] = true
-		e.m.queueDepth.Set(float64(len(e.pending)))
-		if len(e.queue) > 0 {
-			e.signal() // chain: another worker may take the next one
+		if e.inflight[s] {
+			i++
+			continue
 		}
-		return s, w, true
+		*lane = slices.Delete(q, i, i+1)
+		return s, true
 	}
-	return "", pendingWork{}, false
+	*lane = q
+	return "", false
 }
 
 // retry re-queues a service after exponential backoff with jitter.

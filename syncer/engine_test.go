@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -538,5 +539,41 @@ func TestEngineTwoVersionsOnOnePort(t *testing.T) {
 	h.idle()
 	if got := testutil.ToFloat64(h.e.m.registered); got != 2 {
 		t.Fatalf("registered gauge = %v", got)
+	}
+}
+
+// A ZooKeeper change is taken before bulk work queued earlier (a full
+// reconcile of every key), a bulk key that gets a change moves to the
+// change lane, and no key is taken twice.
+func TestEngineChangeLaneFirst(t *testing.T) {
+	h := newHarness(t, nil)
+	h.e.mu.Lock()
+	h.e.owned = map[int]uint64{0: 1, 1: 1}
+	h.e.mu.Unlock()
+	for _, s := range []string{"a", "b", "c", "d"} {
+		h.e.enqueue(s, true, false)
+	}
+	h.e.enqueue("x", false, true)
+	h.e.enqueue("c", false, true)
+	h.e.enqueue("x", false, true) // coalesced
+	var got []string
+	for {
+		s, w, ok := h.e.next()
+		if !ok {
+			break
+		}
+		if (s == "x" || s == "c") != !w.since.IsZero() {
+			t.Fatalf("%s: since %v", s, w.since)
+		}
+		got = append(got, s)
+		h.e.mu.Lock()
+		delete(h.e.inflight, s)
+		h.e.mu.Unlock()
+	}
+	if want := []string{"x", "c", "a", "b", "d"}; !slices.Equal(got, want) {
+		t.Fatalf("taken %v, want %v", got, want)
+	}
+	if h.e.Status().Pending != 0 {
+		t.Fatal("work left pending")
 	}
 }

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -101,16 +102,20 @@ func MergeMapping(zk, config, written []string) string {
 
 // mapState is what the engine keeps per mapping key (guarded by its mu).
 type mapState struct {
-	shard    int
-	epoch    uint64
-	written  []string // the ZooKeeper apps last merged into the config
-	badSeen  string   // the content last reported as bad (reported once)
+	shard int
+	epoch uint64
+	// loaded: the ledger was read since ownership began; written is then
+	// its content, the apps this sync claims in the config.
+	loaded   bool
+	written  []string
+	badSeen  string // the content last reported as bad (reported once)
 	attempts int
 }
 
 // processMapping reconciles one interface's mapping: snapshot (state under
 // mu, then the source), plan (ParseMapping, modes, MergeMapping against the
-// config service's content), apply (fenced publish or remove), commit.
+// config service's content and the ledger), apply (fenced ledger and config
+// writes, see syncMapping), commit.
 func (e *Engine) processMapping(key, iface string) {
 	shard := e.deps.ShardOf(key)
 	e.mu.Lock()
@@ -124,17 +129,17 @@ func (e *Engine) processMapping(key, iface string) {
 		ms = &mapState{shard: shard, epoch: epoch}
 		e.mapStates[key] = ms
 	}
-	written, badSeen := ms.written, ms.badSeen
+	written, loaded, badSeen := ms.written, ms.loaded, ms.badSeen
 	e.mu.Unlock()
 
 	synced := e.deps.Source.Synced()
 	raw, exists := e.deps.Mappings.Mapping(iface)
 	synced = synced && e.deps.Source.Synced()
-	if !exists && (!synced || len(written) == 0) {
-		// Gone while the view is not trusted: wait. Gone and never
-		// written by this engine: nothing of ours to remove.
+	if !exists && (!synced || (loaded && len(written) == 0)) {
+		// Gone while the view is not trusted: wait. Gone and nothing of
+		// ours in the config: nothing to remove.
 		e.mu.Lock()
-		if !exists && len(written) == 0 && e.mapStates[key] == ms {
+		if loaded && len(written) == 0 && e.mapStates[key] == ms {
 			delete(e.mapStates, key)
 		}
 		e.mu.Unlock()
@@ -149,7 +154,7 @@ func (e *Engine) processMapping(key, iface string) {
 				Detail: fmt.Sprintf("node %s/%s: empty or duplicate app names skipped in %q", "mapping", iface, clipDetail(raw))})
 		}
 		for _, a := range apps {
-			if e.deps.Apps == nil || e.deps.Apps.Mode(a) == ModeSync {
+			if e.mode(a) == ModeSync {
 				zkApps = append(zkApps, a)
 			}
 		}
@@ -157,43 +162,25 @@ func (e *Engine) processMapping(key, iface string) {
 
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.ApplyTimeout)
 	defer cancel()
-	ref := ConfigRef{Namespace: e.cfg.Namespace, Group: MappingGroup, DataID: iface}
-	failed := false
-	cur, found, err := e.deps.Configs.GetConfig(ctx, ref)
+	written, loaded, err := e.syncMapping(ctx, iface, shard, epoch, zkApps, written, loaded)
 	if e.configsGone(err) {
 		return
 	}
-	if err != nil {
-		e.applyFailed(key, ServiceRef{Namespace: ref.Namespace, Group: ref.Group, Name: ref.DataID}, "get config", err)
-		failed = true
-	}
-	if !failed {
-		curApps, _ := ParseMapping(cur)
-		next := MergeMapping(zkApps, curApps, written)
-		switch {
-		case !e.deps.Ownership.Owns(shard, epoch):
-			failed = true
-		case next == "" && found:
-			err = e.deps.Configs.RemoveConfig(ctx, ref)
-		case next != "" && (!found || next != cur):
-			err = e.deps.Configs.PublishConfig(ctx, ref, next)
-		}
-		if err != nil {
-			e.applyFailed(key, ServiceRef{Namespace: ref.Namespace, Group: ref.Group, Name: ref.DataID}, "write config", err)
-			failed = true
-		}
+	failed := err != nil
+	if failed && !errors.Is(err, errFenced) {
+		e.applyFailed(key, ServiceRef{Namespace: e.cfg.Namespace, Group: MappingGroup, Name: iface}, "mapping", err)
 	}
 
 	e.mu.Lock()
 	attempts := 0
 	if e.mapStates[key] == ms {
 		ms.badSeen = badSeen
+		ms.written, ms.loaded = written, loaded
 		if failed {
 			ms.attempts++
 			attempts = ms.attempts
 		} else {
 			ms.attempts = 0
-			ms.written = zkApps
 			if !exists {
 				delete(e.mapStates, key)
 			}
@@ -203,6 +190,71 @@ func (e *Engine) processMapping(key, iface string) {
 	if failed && e.ctx.Err() == nil {
 		e.retry(key, max(attempts, 1))
 	}
+}
+
+func (e *Engine) mode(app string) AppMode {
+	if e.deps.Apps == nil {
+		return ModeSync
+	}
+	return e.deps.Apps.Mode(app)
+}
+
+// syncMapping makes the config {iface}/mapping hold zkApps plus every app
+// this sync did not write, and the ledger hold zkApps. written is the
+// ledger's content when loaded (else it is read first). An app of the
+// ledger that is now in mode native is handed over: it leaves the ledger
+// but stays in the config (the native provider found it there when it
+// exported and will not write it again; removing it would make consumers
+// drop it). Every write is fenced by the key's lease. It returns the
+// ledger's content as it now stands.
+func (e *Engine) syncMapping(ctx context.Context, iface string, shard int, epoch uint64, zkApps, written []string, loaded bool) ([]string, bool, error) {
+	if !loaded {
+		var err error
+		if written, err = e.readLedger(ctx, LedgerMappingGroup, iface); err != nil {
+			return nil, false, fmt.Errorf("read ledger: %w", err)
+		}
+	}
+	ref := ConfigRef{Namespace: e.cfg.Namespace, Group: MappingGroup, DataID: iface}
+	cur, found, err := e.deps.Configs.GetConfig(ctx, ref)
+	if err != nil {
+		return written, true, fmt.Errorf("get config: %w", err)
+	}
+	ours := without(written, func(a string) bool { return e.mode(a) == ModeNative })
+	curApps, _ := ParseMapping(cur)
+	next := MergeMapping(zkApps, curApps, ours)
+	// The ledger grows before the config is written...
+	if claim := union(written, zkApps); len(claim) > len(written) {
+		if !e.deps.Ownership.Owns(shard, epoch) {
+			return written, true, errFenced
+		}
+		if err := e.writeLedger(ctx, LedgerMappingGroup, iface, claim); err != nil {
+			return written, true, fmt.Errorf("write ledger: %w", err)
+		}
+		written = claim
+	}
+	if next != cur || (next != "" && !found) {
+		if !e.deps.Ownership.Owns(shard, epoch) {
+			return written, true, errFenced
+		}
+		if next == "" {
+			err = e.deps.Configs.RemoveConfig(ctx, ref)
+		} else {
+			err = e.deps.Configs.PublishConfig(ctx, ref, next)
+		}
+		if err != nil {
+			return written, true, fmt.Errorf("write config: %w", err)
+		}
+	}
+	// ...and shrinks after.
+	if !slices.Equal(written, zkApps) {
+		if !e.deps.Ownership.Owns(shard, epoch) {
+			return written, true, errFenced
+		}
+		if err := e.writeLedger(ctx, LedgerMappingGroup, iface, zkApps); err != nil {
+			return written, true, fmt.Errorf("write ledger: %w", err)
+		}
+	}
+	return zkApps, true, nil
 }
 
 // clipDetail shortens node data quoted in an event.

@@ -63,6 +63,9 @@ func (e *Engine) process(s string, w pendingWork) {
 	applied, applyFailed := e.applyWorks(ctx, s, ks.shard, ks.epoch, works)
 	failed = failed || applyFailed
 	end := e.clock.Now()
+	if app, ok := appOfKey(s); ok && ks.st.app && e.deps.AppSource != nil {
+		e.gcAppMetadata(ctx, s, app, ks, ds, works)
+	}
 
 	c, kept := e.commit(s, now, ks, ds, works, failed)
 	if !kept {
@@ -388,7 +391,7 @@ func (e *Engine) commit(s string, now time.Time, ks keySnapshot, ds DesiredSet, 
 	}
 	e.setGaugesLocked()
 	c.attempts = st.attempts
-	if !ks.exists && len(st.names) == 0 && !failed {
+	if !ks.exists && len(st.names) == 0 && len(st.metaUnused) == 0 && !failed {
 		e.dropLocked(s, st)
 	}
 	e.mu.Unlock()

@@ -89,11 +89,29 @@ type appState struct {
 	instances map[string]AppInstance // by node name
 	listGen   uint64                 // gen of the last listing of the app node
 	unread    map[string]bool        // children listed whose data is not read yet
+	// readGen is the gen in which every child of the app's first listing
+	// of the session was read. A child created later in the session is
+	// unread for a moment but does not make the view untrusted: it was
+	// never in the view, so its absence removes nothing (see
+	// appsSyncedLocked).
+	readGen uint64
+}
+
+// noteReadLocked records that the app has been fully read in this
+// session, once its listing is of this gen and nothing of it is unread.
+// w.mu held.
+func (w *Watcher) noteReadLocked(a *appState) {
+	if a.listGen == w.gen && len(a.unread) == 0 {
+		a.readGen = w.gen
+	}
 }
 
 // appsSyncedLocked reports whether the application tree has been listed in
 // this session: the app root, every app node, and the data of every
-// instance node those listings showed. w.mu held.
+// instance node the app's first listing of the session showed (an instance
+// node created since, whose data is being read, does not count: a burst of
+// new instances must not make the whole view untrusted, which would hold
+// every removal and make the engine reconcile every key again). w.mu held.
 func (w *Watcher) appsSyncedLocked() bool {
 	if w.appPath == "" {
 		return true
@@ -102,7 +120,7 @@ func (w *Watcher) appsSyncedLocked() bool {
 		return false
 	}
 	for _, a := range w.apps {
-		if a.listGen != w.gen || len(a.unread) > 0 {
+		if a.listGen != w.gen || a.readGen != w.gen {
 			return false
 		}
 	}
@@ -247,6 +265,7 @@ func (w *Watcher) listApp(app string) error {
 			w.notes.mark(AppKey(app))
 		}
 	}
+	w.noteReadLocked(a)
 	w.updateAppGaugeLocked()
 	return nil
 }
@@ -264,6 +283,7 @@ func (w *Watcher) getInstance(app, id string) error {
 		w.mu.Lock()
 		if a := w.apps[app]; a != nil {
 			delete(a.unread, id) // skipped (ACL...): counts as read
+			w.noteReadLocked(a)
 		}
 		w.mu.Unlock()
 		return nil
@@ -275,6 +295,7 @@ func (w *Watcher) getInstance(app, id string) error {
 		return nil
 	}
 	delete(a.unread, id)
+	w.noteReadLocked(a)
 	old, had := a.instances[id]
 	if gone {
 		if had {

@@ -177,3 +177,38 @@ func TestMappingNodes(t *testing.T) {
 		t.Fatalf("mapping listed as a service: %v", w.Services())
 	}
 }
+
+// TestAppsSyncedAfterFirstRead: the application tree is synced once every
+// app's first listing of the session has been read; an instance node
+// created later, whose data is not read yet, leaves it synced (it was never
+// in the view, so nothing is removed for it); a new session needs a full
+// read again.
+func TestAppsSyncedAfterFirstRead(t *testing.T) {
+	w := &Watcher{appPath: "/services", gen: 1, appRootGen: 1, apps: map[string]*appState{}}
+	a := &appState{instances: map[string]AppInstance{}, listGen: 1, unread: map[string]bool{"10.0.0.1:20880": true}}
+	w.apps["order"] = a
+	if w.appsSyncedLocked() {
+		t.Fatal("synced before the first listing was read")
+	}
+	delete(a.unread, "10.0.0.1:20880")
+	a.instances["10.0.0.1:20880"] = AppInstance{}
+	w.noteReadLocked(a)
+	if !w.appsSyncedLocked() {
+		t.Fatal("not synced after the first listing was read")
+	}
+	a.unread["10.0.0.2:20880"] = true // created later in the session
+	w.noteReadLocked(a)
+	if !w.appsSyncedLocked() {
+		t.Fatal("a new instance node made the view untrusted")
+	}
+	w.gen, w.appRootGen, a.listGen = 2, 2, 2 // a new session, relisted
+	w.noteReadLocked(a)
+	if w.appsSyncedLocked() {
+		t.Fatal("synced in a new session with an unread child")
+	}
+	delete(a.unread, "10.0.0.2:20880")
+	w.noteReadLocked(a)
+	if !w.appsSyncedLocked() {
+		t.Fatal("not synced after the new session's listing was read")
+	}
+}
