@@ -11,11 +11,15 @@ import (
 
 	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/registry-server/naming"
+	"github.com/hashicorp/raft"
 )
 
 // TestThreeNodes shows the store is ready for peers: a bootstrapped node
 // adds two voters over the TCP transport, every acknowledged write reaches
 // every FSM and applier, and followers refuse writes with ErrNotLeader.
+// Leadership may move once the peers have joined (a stall past the
+// heartbeat timeout on a loaded machine), so every write after the first
+// goes to whichever node leads then, and the followers are the others.
 func TestThreeNodes(t *testing.T) {
 	var stores []*Store
 	var appliers []*fakeApplier
@@ -37,39 +41,91 @@ func TestThreeNodes(t *testing.T) {
 		stores = append(stores, s)
 		appliers = append(appliers, a)
 	}
-	leader := stores[0]
-	mustNil(t, leader.WaitReady(10*time.Second))
-	mustNil(t, leader.PutInstance(svcA, pinst("10.0.0.1", 80))) // before the peers join
+	mustNil(t, stores[0].WaitReady(10*time.Second))
+	mustNil(t, stores[0].PutInstance(svcA, pinst("10.0.0.1", 80))) // before the peers join: n0 alone leads
 	for _, s := range stores[1:] {
-		mustNil(t, leader.AddVoter(s.cfg.ServerID, s.Addr()))
+		onLeader(t, stores, func(l *Store) error { return l.AddVoter(s.cfg.ServerID, s.Addr()) })
 	}
-	mustNil(t, leader.PutOverride(svcA, naming.Override{Addr: naming.Addr{IP: "10.0.0.1", Port: 80}, Enabled: ptr(false)}))
-	mustNil(t, leader.PutServiceMeta(svcB, naming.ServiceMeta{ProtectThreshold: 0.4, Ephemeral: true}))
+	onLeader(t, stores, func(l *Store) error {
+		return l.PutOverride(svcA, naming.Override{Addr: naming.Addr{IP: "10.0.0.1", Port: 80}, Enabled: ptr(false)})
+	})
+	onLeader(t, stores, func(l *Store) error {
+		return l.PutServiceMeta(svcB, naming.ServiceMeta{ProtectThreshold: 0.4, Ephemeral: true})
+	})
 
+	var leader *Store
+	poll.Until(t, 30*time.Second, "every node agrees on a leader", func() bool {
+		leader = currentLeader(stores)
+		if leader == nil {
+			return false
+		}
+		for _, s := range stores {
+			if id, _ := s.Leader(); id != leader.cfg.ServerID {
+				return false
+			}
+		}
+		return true
+	})
 	want := leader.AllInstances()
-	for i, s := range stores[1:] {
-		poll.Until(t, 10*time.Second, fmt.Sprintf("follower %d converges", i+1), func() bool {
+	if len(want) != 1 {
+		t.Fatalf("the leader holds %d instances, want 1", len(want))
+	}
+	for _, s := range stores {
+		if s == leader {
+			continue
+		}
+		poll.Until(t, 30*time.Second, s.cfg.ServerID+" converges", func() bool {
 			_, ok := s.ServiceMeta(svcB)
 			return ok && reflect.DeepEqual(s.AllInstances(), want) && len(s.Overrides(svcA)) == 1
 		})
-		if id, _ := s.Leader(); id != "n0" {
-			t.Fatalf("follower %d sees leader %q", i+1, id)
-		}
 		if err := s.PutInstance(svcA, pinst("10.0.0.2", 80)); !errors.Is(err, ErrNotLeader) {
-			t.Fatalf("write on follower %d: %v", i+1, err)
+			t.Fatalf("write on follower %s: %v", s.cfg.ServerID, err)
 		}
 		if s.Leading() {
-			t.Fatalf("follower %d leading", i+1)
+			t.Fatalf("follower %s leading", s.cfg.ServerID)
 		}
-		poll.Until(t, 10*time.Second, "follower ready (caught up)", s.Ready)
+		poll.Until(t, 30*time.Second, "follower ready (caught up)", s.Ready)
 	}
 	li, lo, lm := appliers[0].snapshot()
 	for i, a := range appliers[1:] {
-		fi, fo, fm := a.snapshot()
-		if !reflect.DeepEqual(li, fi) || !reflect.DeepEqual(lo, fo) || !reflect.DeepEqual(lm, fm) {
-			t.Fatalf("applier %d differs from the leader's", i+1)
+		poll.Until(t, 30*time.Second, fmt.Sprintf("applier %d matches n0's", i+1), func() bool {
+			fi, fo, fm := a.snapshot()
+			li, lo, lm = appliers[0].snapshot()
+			return reflect.DeepEqual(li, fi) && reflect.DeepEqual(lo, fo) && reflect.DeepEqual(lm, fm)
+		})
+	}
+}
+
+// currentLeader is the store that leads now (Leading: elected and caught
+// up), nil while none does.
+func currentLeader(stores []*Store) *Store {
+	for _, s := range stores {
+		if s.Leading() {
+			return s
 		}
 	}
+	return nil
+}
+
+// onLeader runs f on the store that leads now until it succeeds: a
+// leadership change between finding the leader and f's call gives
+// ErrNotLeader (or Raft's leadership lost), and f is retried on the next
+// leader; f must be idempotent.
+func onLeader(t *testing.T, stores []*Store, f func(*Store) error) {
+	t.Helper()
+	var last error
+	poll.Until(t, 30*time.Second, "a write on the leader", func() bool {
+		l := currentLeader(stores)
+		if l == nil {
+			return false
+		}
+		last = f(l)
+		if errors.Is(last, ErrNotLeader) || errors.Is(last, raft.ErrLeadershipLost) || errors.Is(last, raft.ErrNotLeader) {
+			return false
+		}
+		mustNil(t, last)
+		return true
+	})
 }
 
 // direct forwards a follower's write to the leader's ApplyEntry, through
