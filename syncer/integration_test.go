@@ -339,8 +339,11 @@ func TestIntegrationZooKeeperDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The writer's client redials about once a second; a loaded machine
-	// may need several rounds after the JVM is back.
-	poll.Until(t, 60*time.Second, "writer reconnected", func() bool { return env.c.State() == zk.StateHasSession })
+	// may need several rounds after the JVM is back. A handshake sent while
+	// the JVM was still starting can go unanswered, and go-zookeeper then
+	// waits 10 × recvTimeout (2/3 of the 10 s session: 67 s) before it
+	// redials: that is what failed a 60 s budget at a load average of 16.
+	poll.Until(t, 150*time.Second, "writer reconnected", func() bool { return env.c.State() == zk.StateHasSession })
 	if err := env.c.Delete(p, -1); err != nil {
 		t.Fatal(err)
 	}
