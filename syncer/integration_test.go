@@ -130,7 +130,7 @@ type zkEnv struct {
 
 func zkClient(t *testing.T, addr string) *zk.Conn {
 	t.Helper()
-	c, ev, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(nopZK{}))
+	c, ev, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithDialer(zkwatch.Dialer(10*time.Second)), zk.WithLogInfo(false), zk.WithLogger(nopZK{}))
 	if err != nil {
 		t.Fatal(err)
 	}
