@@ -170,14 +170,14 @@ func TestPeersBootstrapAndForward(t *testing.T) {
 	}
 	mustNil(t, follower.SetHealth(svcA, naming.Addr{IP: "10.0.0.1", Port: 80}, false))
 	for _, s := range stores {
-		poll.Until(t, 10*time.Second, s.cfg.ServerID+" converges", func() bool {
+		poll.Until(t, 30*time.Second, s.cfg.ServerID+" converges", func() bool {
 			in := s.Instances(svcA)
 			return len(in) == 1 && !in[0].Healthy
 		})
 	}
 	// Graceful stop of the leader: another member leads soon after.
 	mustNil(t, d.stores[leaderID].Stop())
-	poll.Until(t, 10*time.Second, "a new leader", func() bool {
+	poll.Until(t, 30*time.Second, "a new leader", func() bool {
 		id, _ := follower.Leader()
 		return id != "" && id != leaderID
 	})
@@ -269,7 +269,7 @@ func TestLinearizableReadOnFollower(t *testing.T) {
 		defer cancel()
 		return leader.Linearize(sctx) != nil
 	}
-	poll.Until(t, 10*time.Second, "a linearizable read without a quorum fails", linearizeFails)
+	poll.Until(t, 30*time.Second, "a linearizable read without a quorum fails", linearizeFails)
 	for range 3 {
 		if !linearizeFails() {
 			t.Fatal("a linearizable read without a quorum succeeded after one had failed")

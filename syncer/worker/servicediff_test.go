@@ -114,7 +114,7 @@ func TestWorkerServiceDiff(t *testing.T) {
 	call("POST", url.Values{"serviceName": {name}, "ip": {"10.9.9.9"}, "port": {"1234"}})
 	ip := stk.loader.Host(0, 0)
 	call("PATCH", url.Values{"serviceName": {name}, "ip": {ip}, "port": {"20880"}, "weight": {"2"}})
-	waitFor(t, "the foreign instance extra and the overridden one differing", 10*time.Second, func() bool {
+	waitFor(t, "the foreign instance extra and the overridden one differing", 30*time.Second, func() bool {
 		d := diff(name)
 		return d.Same == 1 && len(d.Extra) == 1 && d.Extra[0].Addr == "10.9.9.9:1234" && !d.Extra[0].Ours &&
 			len(d.Differs) == 1 && d.Differs[0].Addr == ip+":20880" && reflect.DeepEqual(d.Differs[0].Keys, []string{"weight"})
