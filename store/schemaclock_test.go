@@ -33,7 +33,7 @@ func TestLeaseSchemaChangeKeepsShards(t *testing.T) {
 		if err := s.q(ctx).Exec(newer).Error; err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "every shard kept, none owned", func() bool {
+		waitFor(t, 60*time.Second, "every shard kept, none owned", func() bool {
 			return len(ls[0].Owned()) == 0 && maps.Equal(ls[0].Kept(), before)
 		})
 		if readGauge(ls[0].metrics.schemaChanged) != 1 || ls[0].StoreDownSince().IsZero() {
@@ -42,7 +42,7 @@ func TestLeaseSchemaChangeKeepsShards(t *testing.T) {
 		if err := s.q(ctx).Exec("DELETE FROM " + migrations.VersionTable + " WHERE version_id = 99999").Error; err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "leases owned again with their epochs", func() bool {
+		waitFor(t, 60*time.Second, "leases owned again with their epochs", func() bool {
 			return len(ls[0].Kept()) == 0 && maps.Equal(ls[0].Owned(), before)
 		})
 		if readGauge(ls[0].metrics.schemaChanged) != 0 {
@@ -75,7 +75,7 @@ func TestLeaseStoreClockJumps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "every lease renewed against the new clock", func() bool {
+			waitFor(t, 60*time.Second, "every lease renewed against the new clock", func() bool {
 				leases, _, err := s.ListLeases(ctx)
 				if err != nil {
 					return false
@@ -89,11 +89,11 @@ func TestLeaseStoreClockJumps(t *testing.T) {
 			})
 		}
 		jump("(" + wall + " + 3600000)")
-		waitFor(t, 10*time.Second, "the forward jump seen by both", func() bool {
+		waitFor(t, 60*time.Second, "the forward jump seen by both", func() bool {
 			return readCounter(ls[0].metrics.clockJumps) >= 1 && readCounter(ls[1].metrics.clockJumps) >= 1
 		})
 		jump(wall)
-		waitFor(t, 10*time.Second, "the backward jump seen by both", func() bool {
+		waitFor(t, 60*time.Second, "the backward jump seen by both", func() bool {
 			return readCounter(ls[0].metrics.clockJumps) >= 2 && readCounter(ls[1].metrics.clockJumps) >= 2
 		})
 		if after := ownedUnion(ls); !maps.Equal(after, before) {
