@@ -19,9 +19,11 @@ import (
 // and expired, ephemeral nodes and all. With the cap the handshake gives up
 // after one receive timeout and the client tries again while the session
 // lives. The client's other deadlines are one receive timeout already, so
-// the cap leaves them as they are.
+// the cap leaves them as they are. The cap is never below minHandshake, so
+// that a short session on a loaded machine still completes a slow
+// handshake.
 func Dialer(sessionTimeout time.Duration) zk.Dialer {
-	limit := sessionTimeout * 2 / 3
+	limit := max(sessionTimeout*2/3, minHandshake)
 	return func(network, address string, timeout time.Duration) (net.Conn, error) {
 		c, err := net.DialTimeout(network, address, timeout)
 		if err != nil {
@@ -30,6 +32,9 @@ func Dialer(sessionTimeout time.Duration) zk.Dialer {
 		return cappedConn{Conn: c, limit: limit}, nil
 	}
 }
+
+// minHandshake is the least time a handshake is given.
+const minHandshake = 5 * time.Second
 
 // cappedConn is a connection whose deadlines are at most limit from the
 // moment they are set (a zero deadline, none, stays none).

@@ -36,11 +36,18 @@ func TestDialerUnansweredHandshake(t *testing.T) {
 			c.Close()
 		}
 	}()
-	c, err := Dialer(300*time.Millisecond)("tcp", ln.Addr().String(), time.Second)
+	raw, err := Dialer(300*time.Millisecond)("tcp", ln.Addr().String(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer raw.Close()
+	if got := raw.(cappedConn).limit; got != minHandshake {
+		t.Fatalf("cap for a 300 ms session = %v, want the floor %v", got, minHandshake)
+	}
+	if got := Dialer(30 * time.Second); got == nil {
+		t.Fatal("no dialer")
+	}
+	c := cappedConn{Conn: raw.(cappedConn).Conn, limit: 200 * time.Millisecond}
 	// What go-zookeeper's handshake sets: ten receive timeouts.
 	if err := c.SetReadDeadline(time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -50,11 +57,11 @@ func TestDialerUnansweredHandshake(t *testing.T) {
 		t.Fatalf("read from a silent server: %v, want a deadline error", err)
 	}
 	// No deadline stays no deadline; an earlier one is kept.
-	if cc := c.(cappedConn); !cc.capped(time.Time{}).IsZero() {
+	if !c.capped(time.Time{}).IsZero() {
 		t.Fatal("the zero deadline was capped")
 	}
 	early := time.Now().Add(time.Millisecond)
-	if got := c.(cappedConn).capped(early); !got.Equal(early) {
+	if got := c.capped(early); !got.Equal(early) {
 		t.Fatalf("an earlier deadline moved: %v -> %v", early, got)
 	}
 	var _ zk.Dialer = Dialer(time.Second)
