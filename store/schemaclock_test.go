@@ -96,9 +96,13 @@ func TestLeaseStoreClockJumps(t *testing.T) {
 		waitFor(t, 60*time.Second, "the backward jump seen by both", func() bool {
 			return readCounter(ls[0].metrics.clockJumps) >= 2 && readCounter(ls[1].metrics.clockJumps) >= 2
 		})
-		if after := ownedUnion(ls); !maps.Equal(after, before) {
-			t.Errorf("leases changed hands across the clock jumps: %d owned before, %d after (epochs differ)", len(before), len(after))
-		}
+		// Right after a jump a lessor may hold its shards kept, not owned,
+		// until a renewal confirms them (0 owned was seen at a load of 20):
+		// wait for that. A lease that changed hands has a new epoch, which
+		// never goes back, so this cannot pass by accident.
+		waitFor(t, 60*time.Second, "every lease owned again with the epoch it had before the jumps", func() bool {
+			return maps.Equal(ownedUnion(ls), before)
+		})
 		lg.check(t)
 	})
 }
