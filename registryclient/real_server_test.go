@@ -215,9 +215,11 @@ func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
 	}
 	r := startRealWith(t, func(c *registryserver.Config) {
 		c.ExpireInterval = 100 * time.Millisecond
-		// Timeouts 7× and 10× the beat period: a loaded 2-core machine
-		// under -race stalls for hundreds of ms (1 s was seen to fail).
-		c.Naming.BeatInterval, c.Naming.BeatTimeout, c.Naming.DeleteTimeout = 100*time.Millisecond, 3*time.Second, 4*time.Second
+		// Timeouts 25× and 30× the beat period: a loaded 2-core machine
+		// under -race stalls for seconds (1 s was seen to fail, and 3 s
+		// and 4 s at a load average of 20: "service 17: 0 healthy
+		// instances of 200").
+		c.Naming.BeatInterval, c.Naming.BeatTimeout, c.Naming.DeleteTimeout = 100*time.Millisecond, 10*time.Second, 12*time.Second
 	})
 	cfg := testConfig(t, r.addr)
 	cfg.BeatInterval, cfg.BeatPeriod = 100*time.Millisecond, 400*time.Millisecond
@@ -243,7 +245,7 @@ func TestRealServerBeatLoopKeepsAlive(t *testing.T) {
 	})
 	// Let wall time pass beyond DeleteTimeout (this is what is tested, not
 	// a synchronisation): everything kept is still there and healthy.
-	time.Sleep(time.Until(start.Add(5 * time.Second)))
+	time.Sleep(time.Until(start.Add(13 * time.Second)))
 	elapsed := time.Since(start)
 	rpcs := r.batchRPCs(t) - before
 	for _, s := range []int{1, 17, 49} {
