@@ -44,7 +44,7 @@ func openAuthNode(t *testing.T, mod func(*Config)) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	poll.Until(t, 10*time.Second, "admin user", func() bool { return s.Raft().AuthState().HasGlobalAdmin() })
+	poll.Until(t, 30*time.Second, "admin user", func() bool { return s.Raft().AuthState().HasGlobalAdmin() })
 	return s
 }
 
@@ -266,7 +266,7 @@ func TestAdminGeneratedPasswordPrintedOnce(t *testing.T) {
 		})
 	}
 	s := start()
-	poll.Until(t, 10*time.Second, "the admin notice", func() bool { return notice.String() != "" })
+	poll.Until(t, 30*time.Second, "the admin notice", func() bool { return notice.String() != "" })
 	line := notice.String()
 	i := strings.Index(line, "generated password ")
 	if i < 0 {

@@ -115,7 +115,7 @@ func TestNodeUDPPush(t *testing.T) {
 	if _, err := udp.WriteToUDPAddrPort(ack, from); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 5*time.Second, "the acked push in /metrics", func() bool {
+	poll.Until(t, 30*time.Second, "the acked push in /metrics", func() bool {
 		_, m := call(t, s, http.MethodGet, "/metrics", nil)
 		return strings.Contains(m, `ferry_registry_udp_pushes_total{result="ok"} 1`) &&
 			strings.Contains(m, "ferry_registry_udp_subscribers 1") &&

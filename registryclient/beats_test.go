@@ -352,9 +352,12 @@ func TestSlowNodeDoesNotDelayOthers(t *testing.T) {
 	}
 	cfg := testConfig(t, a.addr)
 	cfg.BeatPeriod = cfg.BeatInterval // one slot: everything is due every round
-	cfg.RequestTimeout = 3 * time.Second
+	// b's beat must stay in flight through both rounds: far longer than a
+	// loaded machine takes for them (3 s and 5 s were too little with
+	// GOMAXPROCS=1).
+	cfg.RequestTimeout = 30 * time.Second
 	c := startClient(t, cfg)
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 90*time.Second)
 	if err := c.Keep(ctx, slow, instances(3, "10.1")); err != nil {
 		t.Fatal(err)
 	}
@@ -363,19 +366,30 @@ func TestSlowNodeDoesNotDelayOthers(t *testing.T) {
 	}
 	c.beatOnce(ctx) // registers the slow ones on b
 	b.mu.Lock()
-	b.beatDelay = 5 * time.Second
+	b.beatDelay = time.Minute
 	b.mu.Unlock()
 	base := a.count(wire.TypeFerryBatchBeatRequest)
 	c.beatRound(ctx, false)
-	eventually(t, "a beaten", func() bool { return a.count(wire.TypeFerryBatchBeatRequest) == base+1 })
+	// The fake counts a's beat when it arrives; the client clears a's
+	// in-flight mark only once the answer is back. A round in between
+	// drops a's beats as still in flight (seen with GOMAXPROCS=1), so wait
+	// for both.
+	inflight := func(node string) bool {
+		c.beats.mu.Lock()
+		defer c.beats.mu.Unlock()
+		return c.beats.inflight[node]
+	}
+	eventually(t, "a beaten", func() bool {
+		return a.count(wire.TypeFerryBatchBeatRequest) == base+1 && !inflight(a.addr)
+	})
 	c.beatRound(ctx, false)
 	eventually(t, "a beaten again", func() bool { return a.count(wire.TypeFerryBatchBeatRequest) == base+2 })
 	c.beats.mu.Lock()
-	inflight := c.beats.inflight[b.addr]
+	bInflight := c.beats.inflight[b.addr]
 	queued := c.beats.n
 	c.beats.mu.Unlock()
-	if !inflight || queued != 3 {
-		t.Fatalf("b in flight %v, %d beats waiting (want the 3 slow ones)", inflight, queued)
+	if !bInflight || queued != 3 {
+		t.Fatalf("b in flight %v, %d beats waiting (want the 3 slow ones)", bInflight, queued)
 	}
 }
 

@@ -559,7 +559,7 @@ func startClient(t testing.TB, cfg Config) *Client {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
+	poll.Until(t, 30*time.Second, what, cond)
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {

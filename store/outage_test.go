@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ferrysync/ferry/internal/mysqlserver"
-	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/zkserver"
 )
 
@@ -67,7 +66,7 @@ func TestLeaseStoreHangKeepsShards(t *testing.T) {
 			_ = srv.Resume()
 		}
 	}()
-	waitFor(t, 10*time.Second, "every lease kept, none owned", func() bool {
+	waitFor(t, 60*time.Second, "every lease kept, none owned", func() bool {
 		return len(ownedUnion(ls)) == 0 && len(keptUnion(t, ls)) == DefaultShards
 	})
 	if got := keptUnion(t, ls); !maps.Equal(got, before) {
@@ -94,14 +93,16 @@ func TestLeaseStoreHangKeepsShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	paused = false
-	took := waitFor(t, 15*time.Second, "every kept lease owned again with its epoch", func() bool {
+	took := waitFor(t, 60*time.Second, "every kept lease owned again with its epoch", func() bool {
 		return len(keptUnion(t, ls)) == 0 && maps.Equal(ownedUnion(ls), before)
 	})
 	t.Logf("leases confirmed %v after the database continued", took)
+	// Reachable again, eventually: on a loaded machine a statement of the
+	// same tick after the confirming renewal, or a heartbeat, may time out
+	// and mark the store down once more (w2 did, right after the leases
+	// were confirmed), so this is waited for, not read once.
 	for _, l := range ls {
-		if !l.StoreDownSince().IsZero() {
-			t.Errorf("%s: still reports the store down", l.cfg.WorkerID)
-		}
+		waitFor(t, 60*time.Second, l.cfg.WorkerID+" reports the store reachable", func() bool { return l.StoreDownSince().IsZero() })
 	}
 	lg.check(t)
 }
@@ -133,14 +134,14 @@ func TestLeasePartitionedWorkerDropsMovedShards(t *testing.T) {
 	mine := cutOff.Owned()
 
 	px.Cut()
-	waitFor(t, 10*time.Second, "the cut-off lessor keeps its shards, the others own them all", func() bool {
+	waitFor(t, 60*time.Second, "the cut-off lessor keeps its shards, the others own them all", func() bool {
 		return maps.Equal(cutOff.Kept(), mine) && len(cutOff.Owned()) == 0 && len(ownedUnion(others)) == DefaultShards
 	})
 	if cutOff.StoreDownSince().IsZero() {
 		t.Error("cut-off lessor does not report the outage")
 	}
 	px.Heal()
-	took := waitFor(t, 15*time.Second, "moved shards no longer kept; three lessors balanced", func() bool {
+	took := waitFor(t, 60*time.Second, "moved shards no longer kept; three lessors balanced", func() bool {
 		return len(cutOff.Kept()) == 0 && len(cutOff.Owned()) > 0
 	})
 	t.Logf("kept shards dropped %v after the store became reachable again", took)
@@ -165,8 +166,8 @@ func TestLeaseOutageKeepCap(t *testing.T) {
 	})
 	waitBalanced(t, ls, 10*time.Second)
 	srv.Kill() // answers errors (connection refused) rather than hanging
-	waitFor(t, 10*time.Second, "shards kept", func() bool { return len(ls[0].Kept()) == DefaultShards })
-	took := waitFor(t, 10*time.Second, "kept shards given up after the cap", func() bool { return len(ls[0].Kept()) == 0 })
+	waitFor(t, 60*time.Second, "shards kept", func() bool { return len(ls[0].Kept()) == DefaultShards })
+	took := waitFor(t, 60*time.Second, "kept shards given up after the cap", func() bool { return len(ls[0].Kept()) == 0 })
 	t.Logf("kept shards dropped %v after they were kept (cap 2s)", took)
 	if err := srv.Restart(context.Background()); err != nil {
 		t.Fatal(err)
@@ -183,22 +184,24 @@ func TestLeaseDraining(t *testing.T) {
 	lg := newLedger()
 	ls := startLessors(t, s, lg, 2, func(id string) LessorConfig {
 		c := fastConfig(id)
-		c.TTL = 30 * time.Second // so that waiting for expiry would show
+		// So that waiting for expiry would show: the budget below is well
+		// short of it and still generous on a loaded machine.
+		c.TTL = 60 * time.Second
 		return c
 	})
 	waitBalanced(t, ls, 10*time.Second)
 	ls[0].SetDraining(true)
-	took := poll.Until(t, 15*time.Second, "the other owns every shard (released, not expired)", func() bool {
+	took := waitFor(t, 30*time.Second, "the other owns every shard", func() bool {
 		return len(ls[0].Owned()) == 0 && len(ls[1].Owned()) == DefaultShards
 	})
-	t.Logf("drained in %v (TTL 30s)", took)
+	t.Logf("drained in %v (TTL 60s)", took)
 	ls[0].SetDraining(false)
 	waitBalanced(t, ls, 10*time.Second)
 	lg.check(t)
 
 	solo := startLessors(t, openMySQL(t), newLedger(), 1, fastConfig)[0]
 	solo.SetDraining(true)
-	waitFor(t, 10*time.Second, "the lone lessor owns every shard", func() bool { return len(solo.Owned()) == DefaultShards })
+	waitFor(t, 60*time.Second, "the lone lessor owns every shard", func() bool { return len(solo.Owned()) == DefaultShards })
 }
 
 // TestLeaseStoreAnswersErrorsKeepsShards: the store answers every lease
@@ -224,14 +227,14 @@ func TestLeaseStoreAnswersErrorsKeepsShards(t *testing.T) {
 			}
 		}
 		rename("shard_leases", "shard_leases_away")
-		waitFor(t, 10*time.Second, "every shard kept, none owned", func() bool {
+		waitFor(t, 60*time.Second, "every shard kept, none owned", func() bool {
 			return len(ls[0].Owned()) == 0 && maps.Equal(ls[0].Kept(), before)
 		})
 		if ls[0].StoreDownSince().IsZero() {
 			t.Error("store errors not reported as an outage")
 		}
 		rename("shard_leases_away", "shard_leases")
-		waitFor(t, 10*time.Second, "leases owned again with their epochs", func() bool {
+		waitFor(t, 60*time.Second, "leases owned again with their epochs", func() bool {
 			return len(ls[0].Kept()) == 0 && maps.Equal(ls[0].Owned(), before)
 		})
 		lg.check(t)

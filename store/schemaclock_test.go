@@ -33,7 +33,7 @@ func TestLeaseSchemaChangeKeepsShards(t *testing.T) {
 		if err := s.q(ctx).Exec(newer).Error; err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "every shard kept, none owned", func() bool {
+		waitFor(t, 60*time.Second, "every shard kept, none owned", func() bool {
 			return len(ls[0].Owned()) == 0 && maps.Equal(ls[0].Kept(), before)
 		})
 		if readGauge(ls[0].metrics.schemaChanged) != 1 || ls[0].StoreDownSince().IsZero() {
@@ -42,7 +42,7 @@ func TestLeaseSchemaChangeKeepsShards(t *testing.T) {
 		if err := s.q(ctx).Exec("DELETE FROM " + migrations.VersionTable + " WHERE version_id = 99999").Error; err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "leases owned again with their epochs", func() bool {
+		waitFor(t, 60*time.Second, "leases owned again with their epochs", func() bool {
 			return len(ls[0].Kept()) == 0 && maps.Equal(ls[0].Owned(), before)
 		})
 		if readGauge(ls[0].metrics.schemaChanged) != 0 {
@@ -75,7 +75,7 @@ func TestLeaseStoreClockJumps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "every lease renewed against the new clock", func() bool {
+			waitFor(t, 60*time.Second, "every lease renewed against the new clock", func() bool {
 				leases, _, err := s.ListLeases(ctx)
 				if err != nil {
 					return false
@@ -89,20 +89,20 @@ func TestLeaseStoreClockJumps(t *testing.T) {
 			})
 		}
 		jump("(" + wall + " + 3600000)")
-		waitFor(t, 10*time.Second, "the forward jump seen by both", func() bool {
+		waitFor(t, 60*time.Second, "the forward jump seen by both", func() bool {
 			return readCounter(ls[0].metrics.clockJumps) >= 1 && readCounter(ls[1].metrics.clockJumps) >= 1
 		})
 		jump(wall)
-		waitFor(t, 10*time.Second, "the backward jump seen by both", func() bool {
+		waitFor(t, 60*time.Second, "the backward jump seen by both", func() bool {
 			return readCounter(ls[0].metrics.clockJumps) >= 2 && readCounter(ls[1].metrics.clockJumps) >= 2
 		})
-		// A lessor whose statement timed out on a loaded machine owns
-		// nothing until its next renewal (it keeps its shards meanwhile);
-		// wait until every shard is owned, then compare the epochs.
-		waitFor(t, 10*time.Second, "every shard owned again", func() bool { return len(ownedUnion(ls)) == len(before) })
-		if after := ownedUnion(ls); !maps.Equal(after, before) {
-			t.Errorf("leases changed hands across the clock jumps: %d owned before, %d after (epochs differ)", len(before), len(after))
-		}
+		// Right after a jump a lessor may hold its shards kept, not owned,
+		// until a renewal confirms them (0 owned was seen at a load of 20):
+		// wait for that. A lease that changed hands has a new epoch, which
+		// never goes back, so this cannot pass by accident.
+		waitFor(t, 60*time.Second, "every lease owned again with the epoch it had before the jumps", func() bool {
+			return maps.Equal(ownedUnion(ls), before)
+		})
 		lg.check(t)
 	})
 }

@@ -30,7 +30,7 @@ func (nopZKLogger) Printf(string, ...any) {}
 // client is a plain ZooKeeper connection for the test's own writes.
 func client(t testing.TB, addr string, timeout time.Duration) *zk.Conn {
 	t.Helper()
-	c, ev, err := zk.Connect([]string{addr}, timeout, zk.WithLogInfo(false), zk.WithLogger(nopZKLogger{}))
+	c, ev, err := zk.Connect([]string{addr}, timeout, zk.WithDialer(Dialer(timeout)), zk.WithLogInfo(false), zk.WithLogger(nopZKLogger{}))
 	if err != nil {
 		t.Fatal(err)
 	}

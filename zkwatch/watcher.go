@@ -158,6 +158,7 @@ func (w *Watcher) Start() error {
 	}
 	conn, events, err := zk.Connect(w.cfg.Servers, w.cfg.SessionTimeout,
 		zk.WithEventCallback(w.onEvent),
+		zk.WithDialer(Dialer(w.cfg.SessionTimeout)),
 		zk.WithLogger(zkLogger{w.log}),
 		zk.WithLogInfo(false))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrysync/ferry/internal/poll"
 	"github.com/ferrysync/ferry/internal/zkserver"
 	"github.com/go-zookeeper/zk"
 )
@@ -462,7 +463,12 @@ func TestZooKeeperRestartNoRemovals(t *testing.T) {
 	if err := e.srv.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reconnected", w.Connected)
+	// A handshake sent while the JVM was still starting can go unanswered,
+	// and go-zookeeper waits 10 × recvTimeout (2/3 of the 10 s session:
+	// 67 s) before it redials (seen in syncer's ZooKeeper-down test at a
+	// load average of 16): the budget outlasts that, for both clients.
+	poll.Until(t, 150*time.Second, "reconnected", w.Connected)
+	poll.Until(t, 150*time.Second, "the writer's session back", func() bool { return e.c.State() == zk.StateHasSession })
 	// The writer's session survived too: a change after the restart arrives.
 	addProvider(t, e.c, "dubbo", iface, provURL(iface, "10.9.0.3", 20880, 1700000000000, ""), true)
 	waitFor(t, "post-restart change", func() bool { return len(w.mustSnapshot(t, iface).Providers) == 3 })

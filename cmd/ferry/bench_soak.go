@@ -410,15 +410,17 @@ func (w *soakWorker) status(ctx context.Context) (worker.Status, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// waitSynced waits until the worker has registered everything it desires.
-// waitSynced waits until the worker wants every one of the want seeded
-// instances and has them registered (ZKSynced alone comes before the
-// engine went over every service).
+// waitSynced waits until the worker desires the want seeded instances and
+// has registered them all.
 func (w *soakWorker) waitSynced(ctx context.Context, timeout time.Duration, want int) (worker.Status, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := w.status(ctx)
-		if err == nil && st.ZKSynced && st.Engine.Desired >= want && st.Engine.Registered >= st.Engine.Desired && st.Engine.Pending == 0 && st.Engine.InFlight == 0 {
+		// Desired grows as services are reconciled: one still in flight is
+		// neither pending nor counted yet, so wait for every seeded
+		// instance and an idle engine.
+		e := st.Engine
+		if err == nil && st.ZKSynced && e.Desired >= want && e.Registered >= e.Desired && e.Pending == 0 && e.InFlight == 0 {
 			return st, nil
 		}
 		select {

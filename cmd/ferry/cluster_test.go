@@ -167,7 +167,7 @@ func TestRegistryClusterLeaderKill9(t *testing.T) {
 		}
 	}
 	register(follower, provs[0])
-	poll.Every(t, 10*time.Second, httpPoll, "the instance on every member", func() bool {
+	poll.Every(t, 30*time.Second, httpPoll, "the instance on every member", func() bool {
 		for _, a := range addrs {
 			if h, err := healthyHosts(a, "orders"); err != nil || len(h) != 1 || h[0] != provs[0] {
 				return false
@@ -212,7 +212,7 @@ func TestRegistryClusterLeaderKill9(t *testing.T) {
 			register(a, provs[1])
 		}
 	}
-	poll.Every(t, 10*time.Second, httpPoll, "the second instance on every survivor", func() bool {
+	poll.Every(t, 30*time.Second, httpPoll, "the second instance on every survivor", func() bool {
 		for _, a := range survivors {
 			if h, err := healthyHosts(a, "orders"); err != nil || len(h) != 2 {
 				return false

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -21,7 +20,9 @@ func TestDemoSyncsAndStopsEverything(t *testing.T) {
 	zkserver.ForTest(t) // skips (or fails with CI=true) without ZooKeeper
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out bytes.Buffer
+	// The demo prints and its components log from their own goroutines
+	// while the test reads: one locked buffer for both.
+	var out lockedBuffer
 	env := &cmdEnv{stdout: &out, stderr: &out, logger: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	regAddr := make(chan string, 1)
 	done := make(chan error, 1)

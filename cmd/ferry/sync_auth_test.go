@@ -62,7 +62,7 @@ func TestSyncIntoAuthRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Stop()
-	poll.Until(t, 10*time.Second, "admin user", func() bool { return reg.Raft().AuthState().HasGlobalAdmin() })
+	poll.Until(t, 30*time.Second, "admin user", func() bool { return reg.Raft().AuthState().HasGlobalAdmin() })
 	base := "http://" + reg.HTTPAddr().String()
 	tok, _, _, err := reg.Auth().Login("nacos", "admin-pw", "127.0.0.1")
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrysync/ferry/zkwatch"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -131,7 +132,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Loader, err
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout = 30 * time.Second
 	}
-	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout, zk.WithLogInfo(false), zk.WithLogger(nopLogger{}))
+	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout, zk.WithDialer(zkwatch.Dialer(cfg.SessionTimeout)), zk.WithLogInfo(false), zk.WithLogger(nopLogger{}))
 	if err != nil {
 		return nil, fmt.Errorf("zkload: connect: %w", err)
 	}

@@ -178,7 +178,7 @@ func recv(t *testing.T, ch chan string) string {
 	select {
 	case x := <-ch:
 		return x
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no push")
 		return ""
 	}
@@ -209,7 +209,7 @@ func TestLongPoll(t *testing.T) {
 		if !slices.Equal(got, []Key{k}) {
 			t.Fatalf("answer = %v", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("long poll not woken")
 	}
 	// Already differing: at once.
@@ -221,7 +221,7 @@ func TestLongPoll(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	poll.Until(t, 5*time.Second, "the condition", cond)
+	poll.Until(t, 30*time.Second, "the condition", cond)
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -83,7 +83,7 @@ func TestClientNotReadingItsStream(t *testing.T) {
 	if err := reg.Register("good-check", svcs[0], naming.Instance{IP: "10.2.0.1", Port: 1, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true}); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 10*time.Second, "the good client's push with the new instance", func() bool {
+	poll.Until(t, 30*time.Second, "the good client's push with the new instance", func() bool {
 		select {
 		case p := <-good.pushes:
 			for _, h := range p.ServiceInfo.Hosts {
@@ -106,7 +106,7 @@ func TestClientNotReadingItsStream(t *testing.T) {
 		}
 		return true
 	})
-	poll.Until(t, 10*time.Second, "the send queues empty", func() bool { return testutil.ToFloat64(s.met.sendQueueBytes) == 0 })
+	poll.Until(t, 30*time.Second, "the send queues empty", func() bool { return testutil.ToFloat64(s.met.sendQueueBytes) == 0 })
 	if n := testutil.ToFloat64(s.met.detections.WithLabelValues("dropped")); n == 0 {
 		t.Error("the bad client's drop is not counted")
 	}
@@ -124,7 +124,7 @@ func dialNoRead(t *testing.T, addr string) *rawClient {
 		t.Fatal(err)
 	}
 	c.send(&wire.ConnectionSetupRequest{ClientVersion: "test", Labels: map[string]string{"module": "naming"}})
-	poll.Until(t, 10*time.Second, "setup registered", func() bool {
+	poll.Until(t, 30*time.Second, "setup registered", func() bool {
 		r, err := c.call(&wire.HealthCheckRequest{})
 		return err == nil && r.Result().OK()
 	})
@@ -151,15 +151,15 @@ func TestConnectionNeverSetUp(t *testing.T) {
 	}
 	checked := dialRaw(t, s.Addr().String(), false) // a server check, no setup
 	ok := dialRaw(t, s.Addr().String(), true)
-	poll.Until(t, 10*time.Second, "6 transports closed for no setup", func() bool {
+	poll.Until(t, 30*time.Second, "6 transports closed for no setup", func() bool {
 		return testutil.ToFloat64(s.met.notSetUp) >= 6
 	})
-	poll.Until(t, 10*time.Second, "only the set-up connection left", func() bool {
+	poll.Until(t, 30*time.Second, "only the set-up connection left", func() bool {
 		all, reg := countConns(s)
 		return all == 1 && reg == 1
 	})
 	for _, cc := range silent {
-		poll.Until(t, 10*time.Second, "a silent client's transport closed", func() bool { return cc.GetState() != connectivity.Ready })
+		poll.Until(t, 30*time.Second, "a silent client's transport closed", func() bool { return cc.GetState() != connectivity.Ready })
 	}
 	_ = checked
 	ok.mustCall(&wire.ServiceQueryRequest{NamingHeader: nh("x")})
@@ -206,7 +206,7 @@ func TestStreamEndClosesTransport(t *testing.T) {
 	c := dialRaw(t, s.Addr().String(), true)
 	c.mustCall(&wire.InstanceRequest{NamingHeader: nh("leak"), Type: wire.RegisterInstance, Instance: winst("10.0.0.1", 1)})
 	c.cancel() // the stream ends; the grpc.ClientConn stays open
-	poll.Until(t, 10*time.Second, "the transport gone at the server", func() bool {
+	poll.Until(t, 30*time.Second, "the transport gone at the server", func() bool {
 		for _, ci := range s.Connections() {
 			if ci.ID == c.connID {
 				return false
@@ -217,5 +217,5 @@ func TestStreamEndClosesTransport(t *testing.T) {
 	if info, _ := reg.Select(naming.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Name: "leak"}, nil, false); len(info.Hosts) != 0 {
 		t.Fatalf("the connection's instance is still there: %+v", info.Hosts)
 	}
-	poll.Until(t, 10*time.Second, "the client sees its transport closed", func() bool { return c.cc.GetState() != connectivity.Ready })
+	poll.Until(t, 30*time.Second, "the client sees its transport closed", func() bool { return c.cc.GetState() != connectivity.Ready })
 }

@@ -156,7 +156,7 @@ func measureConnMem(t testing.TB, n int, mode string, mod func(*Config)) connMem
 	s, _ := startServer(t, mod)
 	// A first connection warms gRPC's and the server's lazily built state up.
 	dialRaw(t, s.Addr().String(), true).cc.Close()
-	poll.Until(t, 10*time.Second, "warm-up connection gone", func() bool { all, _ := countConns(s); return all == 0 })
+	poll.Until(t, 30*time.Second, "warm-up connection gone", func() bool { all, _ := countConns(s); return all == 0 })
 	before := readServerMem()
 	openClients(t, s, n, mode)
 	with := readServerMem()

@@ -184,7 +184,7 @@ func TestThreeMembers(t *testing.T) {
 	b := c.start(t, members[1], members)
 	cc := c.start(t, members[2], members)
 	for _, m := range []*Membership{a, b, cc} {
-		poll.Until(t, 10*time.Second, m.Self()+" sees every member UP", func() bool {
+		poll.Until(t, 30*time.Second, m.Self()+" sees every member UP", func() bool {
 			for _, v := range m.View() {
 				if v.State != Up {
 					return false
@@ -244,7 +244,7 @@ func TestThreeMembers(t *testing.T) {
 	// Death: b's cluster port closes; a sees it DOWN.
 	_ = b.Stop(ctx)
 	_ = c.srvs[b.Self()].Stop(ctx)
-	poll.Until(t, 10*time.Second, "b DOWN on a", func() bool { return stateOf(a, b.Self()) == Down })
+	poll.Until(t, 30*time.Second, "b DOWN on a", func() bool { return stateOf(a, b.Self()) == Down })
 
 	// b restarted with another list (without c) is refused by a, and
 	// refuses a, each naming the other.
@@ -257,7 +257,7 @@ func TestThreeMembers(t *testing.T) {
 		}
 		return false
 	}
-	poll.Until(t, 10*time.Second, "b2 and a refuse each other", func() bool {
+	poll.Until(t, 30*time.Second, "b2 and a refuse each other", func() bool {
 		return refused(b2, a.Self()) && refused(a, b2.Self()) && a.Agreed() == 2 // a and c
 	})
 	// A process that is not a member at all is refused by the transport.

@@ -169,7 +169,7 @@ func TestPushAcknowledged(t *testing.T) {
 	}
 	register(t, reg, "10.0.0.1", 20880, "x")
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the ack", func() bool { return count(s.met.pushes.WithLabelValues(resultOK)) == 1 })
+	poll.Until(t, 30*time.Second, "the ack", func() bool { return count(s.met.pushes.WithLabelValues(resultOK)) == 1 })
 	got := c.pushes()
 	if len(got) != 1 || got[0].Type != "dom" || got[0].gzipped {
 		t.Fatalf("got %+v", got)
@@ -181,7 +181,7 @@ func TestPushAcknowledged(t *testing.T) {
 	if err := json.Unmarshal([]byte(got[0].Data), &si); err != nil || si.Name != "DEFAULT_GROUP@@demo" || len(si.Hosts) != 1 || si.Hosts[0] != "10.0.0.1:20880 x" {
 		t.Fatalf("data %s (%v)", got[0].Data, err)
 	}
-	poll.Until(t, 5*time.Second, "no pending push", s.idle)
+	poll.Until(t, 30*time.Second, "no pending push", s.idle)
 	if n := count(s.met.sent.WithLabelValues("retry")); n != 0 {
 		t.Fatalf("%v retries of an acked push", n)
 	}
@@ -191,7 +191,7 @@ func TestPushAcknowledged(t *testing.T) {
 		register(t, reg, "10.0.1."+strconv.Itoa(i), 20880, "some-metadata-value")
 	}
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the second ack", func() bool { return count(s.met.pushes.WithLabelValues(resultOK)) == 2 })
+	poll.Until(t, 30*time.Second, "the second ack", func() bool { return count(s.met.pushes.WithLabelValues(resultOK)) == 2 })
 	if got := c.pushes(); len(got) != 2 || !got[1].gzipped || len(got[1].Data) < 1024 {
 		t.Fatalf("second push: gzipped %v, %d bytes of data", got[1].gzipped, len(got[1].Data))
 	}
@@ -205,8 +205,8 @@ func TestNeverAckedIsRetriedThenDropped(t *testing.T) {
 	c.poll(s, demo)
 	register(t, reg, "10.0.0.1", 20880, "x")
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the drop", func() bool { return count(s.met.pushes.WithLabelValues(resultDropped)) == 1 })
-	poll.Until(t, 5*time.Second, "no timer left", s.idle)
+	poll.Until(t, 30*time.Second, "the drop", func() bool { return count(s.met.pushes.WithLabelValues(resultDropped)) == 1 })
+	poll.Until(t, 30*time.Second, "no timer left", s.idle)
 	got := c.pushes()
 	if len(got) != 3 {
 		t.Fatalf("%d datagrams, want 3 (1 + 2 retries)", len(got))
@@ -221,7 +221,7 @@ func TestNeverAckedIsRetriedThenDropped(t *testing.T) {
 	}
 	// The subscriber stays (it still polls): the next change is pushed.
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the next push", func() bool { return len(c.pushes()) == 4 })
+	poll.Until(t, 30*time.Second, "the next push", func() bool { return len(c.pushes()) == 4 })
 }
 
 // A newer push to the same subscription replaces an unacknowledged one:
@@ -233,10 +233,10 @@ func TestNewerPushSupersedes(t *testing.T) {
 	c.poll(s, demo)
 	register(t, reg, "10.0.0.1", 20880, "x")
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the first push", func() bool { return len(c.pushes()) == 1 })
+	poll.Until(t, 30*time.Second, "the first push", func() bool { return len(c.pushes()) == 1 })
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the drop", func() bool { return count(s.met.pushes.WithLabelValues(resultDropped)) == 1 })
-	poll.Until(t, 5*time.Second, "no timer left", s.idle)
+	poll.Until(t, 30*time.Second, "the drop", func() bool { return count(s.met.pushes.WithLabelValues(resultDropped)) == 1 })
+	poll.Until(t, 30*time.Second, "no timer left", s.idle)
 	if n := count(s.met.pushes.WithLabelValues(resultSuperseded)); n != 1 {
 		t.Fatalf("superseded %v", n)
 	}
@@ -273,7 +273,7 @@ func TestStoppedPollingStopsPushes(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); <-polled }()
-	poll.Until(t, 5*time.Second, "the silent subscriber's expiry", func() bool { return s.Count() == 1 })
+	poll.Until(t, 30*time.Second, "the silent subscriber's expiry", func() bool { return s.Count() == 1 })
 	if subs := reg.Subscribers(demo); len(subs) != 1 || subs[0].ClientID != "udp:127.0.0.1:"+active.port() {
 		t.Fatalf("naming still lists %+v", subs)
 	}
@@ -281,8 +281,8 @@ func TestStoppedPollingStopsPushes(t *testing.T) {
 		t.Fatalf("expired %v", n)
 	}
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the active client's push", func() bool { return len(active.pushes()) == 1 })
-	poll.Until(t, 5*time.Second, "the round's end", s.idle)
+	poll.Until(t, 30*time.Second, "the active client's push", func() bool { return len(active.pushes()) == 1 })
+	poll.Until(t, 30*time.Second, "the round's end", s.idle)
 	// Both would have been sent in the same round, from one goroutine,
 	// before the active client's ack could settle it.
 	if n := len(silent.pushes()); n != 0 {
@@ -308,11 +308,11 @@ func TestGarbageIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	poll.Until(t, 5*time.Second, "the garbage counted", func() bool {
+	poll.Until(t, 30*time.Second, "the garbage counted", func() bool {
 		return count(s.met.ignored.WithLabelValues("malformed")) == 6 && count(s.met.ignored.WithLabelValues("unknown")) == 1
 	})
 	s.ServicePushed(demo, time.Now())
-	poll.Until(t, 5*time.Second, "the ack", func() bool { return count(s.met.pushes.WithLabelValues(resultOK)) == 1 })
+	poll.Until(t, 30*time.Second, "the ack", func() bool { return count(s.met.pushes.WithLabelValues(resultOK)) == 1 })
 }
 
 // Polls that cannot subscribe are answered elsewhere, counted here, and

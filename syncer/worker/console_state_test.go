@@ -231,7 +231,7 @@ func TestWorkersFollowConsoleState(t *testing.T) {
 	synced := func(app string) store.AppCount {
 		return store.AppCount{App: app, ZK: 3 * instances, Synced: 3 * instances}
 	}
-	waitFor(t, "app counts of both apps, every provider synced", 30*time.Second,
+	waitFor(t, "app counts of both apps, every provider synced", 90*time.Second,
 		appCounts(map[string]store.AppCount{app0: synced(app0), app1: synced(app1)}))
 	waitFor(t, "service counts of every service", 30*time.Second, func() bool {
 		got, err := st.ListServiceCounts(ctx, store.ServiceCountFilter{TaskID: task.ID}, 30*time.Second)
@@ -385,7 +385,7 @@ func mapKeys[V any](m map[string]V) []string {
 // TestWorkerRunsRetention: `ferry sync`'s worker starts the store's
 // retention job: an event older than EventMaxAge goes, a fresh one stays.
 func TestWorkerRunsRetention(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, stk := newStack(ctx, t, 1, 1, 0)
 	cfg := stk.workerConfig(t, "")
@@ -410,7 +410,7 @@ func TestWorkerRunsRetention(t *testing.T) {
 // TestWorkerWritesMetricHistory: a ZooKeeper change applied shows in the
 // current minute's lag histogram in the store, with the beats sent.
 func TestWorkerWritesMetricHistory(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	lcfg, stk := newStack(ctx, t, 1, 1, 0)
 	cfg := stk.workerConfig(t, "")
@@ -421,7 +421,7 @@ func TestWorkerWritesMetricHistory(t *testing.T) {
 	}
 	defer w.Stop(context.Background())
 	name := nacosName(stk.loader.Interface(0))
-	waitFor(t, "the service synced", 30*time.Second, func() bool { return len(hosts(t, stk.regAddr, name)) == 1 })
+	waitFor(t, "the service synced", 90*time.Second, func() bool { return len(hosts(t, stk.regAddr, name)) == 1 })
 	p := stk.loader.ProviderPath(0, stk.loader.ProviderURL(0, lcfg.Instances, time.Now().UnixMilli()))
 	if _, err := stk.loader.Conn().Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)

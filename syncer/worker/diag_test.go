@@ -11,7 +11,7 @@ import (
 // worker's own buffers. /debug/pprof is the console's mount of
 // internal/diag (tested there and in cmd/ferry).
 func TestWorkerGathersRuntimeMetrics(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, stk := newStack(ctx, t, 1, 1, 0)
 	w, err := Start(ctx, stk.workerConfig(t, ""), testLogger(t))

@@ -51,5 +51,5 @@ func TestWorkerRootChangeDeregistersOldRoot(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
 	}
 	t.Logf("old root's services deregistered %v after the root change", time.Since(changed).Round(time.Millisecond))
-	waitFor(t, "the new root's service synced", 30*time.Second, func() bool { return count(0) == 2 })
+	waitFor(t, "the new root's service synced", 90*time.Second, func() bool { return count(0) == 2 })
 }

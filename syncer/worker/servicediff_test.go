@@ -71,7 +71,7 @@ func TestDiffName(t *testing.T) {
 // is extra (not ours); an instance whose weight an operator overrode
 // differs on "weight"; an unknown task is ErrNotRunning.
 func TestWorkerServiceDiff(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, stk := newStack(ctx, t, 2, 2, 0)
 	w, err := Start(ctx, stk.workerConfig(t, ""), testLogger(t))
@@ -80,7 +80,7 @@ func TestWorkerServiceDiff(t *testing.T) {
 	}
 	defer w.Stop(context.Background())
 	name := nacosName(stk.loader.Interface(0))
-	waitFor(t, "service 0 synced", 30*time.Second, func() bool { return len(hosts(t, stk.regAddr, name)) == 2 })
+	waitFor(t, "service 0 synced", 90*time.Second, func() bool { return len(hosts(t, stk.regAddr, name)) == 2 })
 	taskID := w.Status().Tasks[0].ID
 	diff := func(svc string) NameDiff {
 		t.Helper()
@@ -114,7 +114,7 @@ func TestWorkerServiceDiff(t *testing.T) {
 	call("POST", url.Values{"serviceName": {name}, "ip": {"10.9.9.9"}, "port": {"1234"}})
 	ip := stk.loader.Host(0, 0)
 	call("PATCH", url.Values{"serviceName": {name}, "ip": {ip}, "port": {"20880"}, "weight": {"2"}})
-	waitFor(t, "the foreign instance extra and the overridden one differing", 10*time.Second, func() bool {
+	waitFor(t, "the foreign instance extra and the overridden one differing", 30*time.Second, func() bool {
 		d := diff(name)
 		return d.Same == 1 && len(d.Extra) == 1 && d.Extra[0].Addr == "10.9.9.9:1234" && !d.Extra[0].Ours &&
 			len(d.Differs) == 1 && d.Differs[0].Addr == ip+":20880" && reflect.DeepEqual(d.Differs[0].Keys, []string{"weight"})

@@ -89,6 +89,9 @@ func TestWorkerSessionExpiry(t *testing.T) {
 		t.Fatalf("removed provider %q: %+v, %v", kids[0], u, err)
 	}
 	gone = u.Host
+	// The worker learns of the cut from its client's events, in its own
+	// goroutines: wait for that before asserting it holds.
+	waitFor(t, "the worker sees the cut", 30*time.Second, func() bool { return !w.Status().ZKSynced })
 	// Well past the session timeout: ZooKeeper expires the session.
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
 		check("connection cut")
