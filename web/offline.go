@@ -94,22 +94,33 @@ func registryError(err error) *Error {
 	return &Error{Status: http.StatusBadGateway, Code: CodeRegistry, Message: err.Error()}
 }
 
-// PreviewOffline lists what taking in.IP offline on registry cluster id
-// would disable (operator).
-func (s *Service) PreviewOffline(ctx context.Context, u *store.User, id int64, in IPInput) (*OfflinePreview, error) {
+// offlineTarget checks what every offline/online call checks (operator, the
+// input, a bundled registry cluster) and opens a client to that cluster;
+// the caller closes it.
+func (s *Service) offlineTarget(ctx context.Context, u *store.User, id int64, in IPInput) (*store.RegistryCluster, *registryclient.Client, error) {
 	if err := need(u, store.RoleOperator); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := in.validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c, err := s.bundledCluster(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cl, err := s.registryClient(c)
 	if err != nil {
-		return nil, registryError(err)
+		return nil, nil, registryError(err)
+	}
+	return c, cl, nil
+}
+
+// PreviewOffline lists what taking in.IP offline on registry cluster id
+// would disable (operator).
+func (s *Service) PreviewOffline(ctx context.Context, u *store.User, id int64, in IPInput) (*OfflinePreview, error) {
+	c, cl, err := s.offlineTarget(ctx, u, id, in)
+	if err != nil {
+		return nil, err
 	}
 	defer cl.Close()
 	return s.offlinePreview(ctx, cl, c, in)
@@ -228,19 +239,9 @@ feed:
 // registry cluster id (operator), audited. Taking it offline answers the
 // preview computed just before the call.
 func (s *Service) SetEnabledByIP(ctx context.Context, u *store.User, id int64, in IPInput, enabled bool) (*OfflineResult, error) {
-	if err := need(u, store.RoleOperator); err != nil {
-		return nil, err
-	}
-	if err := in.validate(); err != nil {
-		return nil, err
-	}
-	c, err := s.bundledCluster(ctx, id)
+	c, cl, err := s.offlineTarget(ctx, u, id, in)
 	if err != nil {
 		return nil, err
-	}
-	cl, err := s.registryClient(c)
-	if err != nil {
-		return nil, registryError(err)
 	}
 	defer cl.Close()
 	res := &OfflineResult{Enabled: enabled}

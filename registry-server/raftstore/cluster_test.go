@@ -53,19 +53,7 @@ func TestThreeNodes(t *testing.T) {
 		return l.PutServiceMeta(svcB, naming.ServiceMeta{ProtectThreshold: 0.4, Ephemeral: true})
 	})
 
-	var leader *Store
-	poll.Until(t, 30*time.Second, "every node agrees on a leader", func() bool {
-		leader = currentLeader(stores)
-		if leader == nil {
-			return false
-		}
-		for _, s := range stores {
-			if id, _ := s.Leader(); id != leader.cfg.ServerID {
-				return false
-			}
-		}
-		return true
-	})
+	leader := agreedLeader(t, stores)
 	want := leader.AllInstances()
 	if len(want) != 1 {
 		t.Fatalf("the leader holds %d instances, want 1", len(want))
@@ -273,19 +261,7 @@ func TestLinearizableReadOnFollower(t *testing.T) {
 			t.Fatalf("write %d: %s's linearizable read sees %d instances", i+1, f.cfg.ServerID, n)
 		}
 	}
-	var leader *Store
-	poll.Until(t, 30*time.Second, "every node agrees on a leader", func() bool {
-		leader = currentLeader(stores)
-		if leader == nil {
-			return false
-		}
-		for _, s := range stores {
-			if id, _ := s.Leader(); id != leader.cfg.ServerID {
-				return false
-			}
-		}
-		return true
-	})
+	leader := agreedLeader(t, stores)
 	var followers []*Store
 	for _, s := range stores {
 		if s != leader {
@@ -314,4 +290,23 @@ func TestLinearizableReadOnFollower(t *testing.T) {
 			t.Fatal("a linearizable read without a quorum succeeded after one had failed")
 		}
 	}
+}
+
+// agreedLeader waits until every store names the same leader and returns it.
+func agreedLeader(t *testing.T, stores []*Store) *Store {
+	t.Helper()
+	var leader *Store
+	poll.Until(t, 30*time.Second, "every node agrees on a leader", func() bool {
+		leader = currentLeader(stores)
+		if leader == nil {
+			return false
+		}
+		for _, s := range stores {
+			if id, _ := s.Leader(); id != leader.cfg.ServerID {
+				return false
+			}
+		}
+		return true
+	})
+	return leader
 }
